@@ -1,0 +1,7 @@
+node "alpha" {
+  address = "192.0.2.11"
+}
+
+node "bravo" {
+  address = "192.0.2.12"
+}

@@ -1,0 +1,36 @@
+cluster "c" {
+  secret_file = "/etc/hactl/secret"
+}
+
+node "alpha" {
+  address             = "192.0.2.11"
+  replication_address = "198.51.100.11"
+}
+
+node "bravo" {
+  address             = "192.0.2.12"
+  replication_address = "198.51.100.12"
+}
+
+node "charlie" {
+  address             = "192.0.2.13"
+  replication_address = "198.51.100.13"
+}
+
+volume "single" {
+  port = 7788
+  disk = { alpha = "/dev/vg0/a" }
+}
+
+volume "relative" {
+  port = 7789
+  disk = { alpha = "dev/vg0/b", bravo = "/dev/vg0/b" }
+}
+
+volume "discard_diskless" {
+  port = 7790
+  disk = { alpha = "/dev/vg0/c", bravo = "/dev/vg0/c" }
+  split_brain {
+    after_0pri = "discard-node-charlie"
+  }
+}
