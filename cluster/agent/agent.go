@@ -1,0 +1,270 @@
+// Package agent is `hactl agent`: it loads the cluster file, works out
+// which node it is, serves the local API and (as later subsystems land)
+// runs VRRP, the replicated volumes and the resource groups.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hactl/hactl/cluster/api"
+	"github.com/hactl/hactl/cluster/config"
+	"github.com/hactl/hactl/internal/sdnotify"
+)
+
+// Options configure one agent.
+type Options struct {
+	ConfigPath string
+	Socket     string // default api.DefaultSocket
+	Node       string // "" = find this node by address or hostname
+	Version    string
+	Log        *zap.Logger
+	// Reload delivers a request to re-read the cluster file (SIGHUP).
+	Reload <-chan struct{}
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Notify tells systemd READY/STOPPING and kicks its watchdog every
+	// WatchdogInterval (0 = no watchdog). The zero value does nothing.
+	Notify           sdnotify.Notifier
+	WatchdogInterval time.Duration
+}
+
+// Agent is a running agent. Its methods are safe for concurrent use.
+type Agent struct {
+	opts    Options
+	log     *zap.Logger
+	started time.Time
+
+	mu   sync.RWMutex
+	conf *config.Cluster
+	self string
+}
+
+// Load reads and validates the cluster file and finds this node in it.
+// Host checks run: the agent needs the secret and the disks to be there.
+// Warnings are logged; any error refuses the file.
+func Load(opts Options, log *zap.Logger) (*config.Cluster, string, error) {
+	c, diags := config.Load(opts.ConfigPath, config.Options{Node: opts.Node, HostChecks: true})
+	for _, d := range diags {
+		if d.Severity == config.SeverityWarning {
+			log.Warn(d.Summary, zap.String("event", "config"), zap.String("reason", d.Detail),
+				zap.String("file", d.File), zap.Int("line", d.Line), zap.Int("column", d.Column))
+		}
+	}
+	if diags.HasErrors() {
+		var text strings.Builder
+		_ = diags.WriteText(&text, false)
+		return nil, "", fmt.Errorf("cluster file %s is not valid (%d errors; 'hactl validate' shows the same):\n%s",
+			opts.ConfigPath, diags.Errors(), strings.TrimRight(text.String(), "\n"))
+	}
+	self := opts.Node
+	if self == "" {
+		addrs, err := localAddrs()
+		if err != nil {
+			return nil, "", err
+		}
+		host, _ := os.Hostname()
+		if self, err = config.LocalNode(c, addrs, host); err != nil {
+			return nil, "", err
+		}
+	} else if _, ok := c.Node(self); !ok {
+		return nil, "", fmt.Errorf("node %q is not in %s", self, opts.ConfigPath)
+	}
+	return c, self, nil
+}
+
+func localAddrs() ([]netip.Addr, error) {
+	ifAddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("listing this machine's addresses: %w", err)
+	}
+	var out []netip.Addr
+	for _, a := range ifAddrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil {
+			out = append(out, p.Addr())
+		}
+	}
+	return out, nil
+}
+
+// Run loads the cluster file, serves the local API and returns when ctx is
+// cancelled (SIGTERM, SIGINT) after a clean shutdown.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Socket == "" {
+		opts.Socket = api.DefaultSocket
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	log := opts.Log.Named("agent")
+	conf, self, err := Load(opts, log)
+	if err != nil {
+		return err
+	}
+	a := &Agent{opts: opts, log: log, started: opts.Now(), conf: conf, self: self}
+
+	l, err := api.Listen(opts.Socket)
+	if err != nil {
+		return err
+	}
+	srv := api.NewServer(opts.Log.Named("api"), a)
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(l) }()
+	a.log.Info("agent started",
+		zap.String("event", "start"),
+		zap.String("node", self),
+		zap.String("cluster", conf.Name),
+		zap.String("config", conf.File),
+		zap.String("socket", opts.Socket),
+		zap.String("version", opts.Version))
+	a.notify(opts.Notify.Ready)
+
+	// The watchdog is kicked from this loop, so a wedged loop gets the
+	// agent restarted by systemd.
+	var watchdog <-chan time.Time
+	if opts.WatchdogInterval > 0 {
+		t := time.NewTicker(opts.WatchdogInterval)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	for {
+		select {
+		case <-watchdog:
+			a.notify(opts.Notify.Watchdog)
+		case <-ctx.Done():
+			a.log.Info("agent stopping", zap.String("event", "stop"), zap.String("reason", "signal"))
+			a.notify(opts.Notify.Stopping)
+			shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := srv.Shutdown(shutCtx)
+			cancel()
+			l.Close()
+			if err != nil {
+				return fmt.Errorf("stopping the local API: %w", err)
+			}
+			a.log.Info("agent stopped", zap.String("event", "stopped"))
+			return nil
+		case err := <-serveErr:
+			l.Close()
+			return fmt.Errorf("local API: %w", err)
+		case <-opts.Reload:
+			a.notify(func() error { return opts.Notify.Notify("RELOADING=1") })
+			a.reload()
+			a.notify(opts.Notify.Ready)
+		}
+	}
+}
+
+func (a *Agent) notify(send func() error) {
+	if err := send(); err != nil {
+		a.log.Warn("systemd notification failed", zap.Error(err))
+	}
+}
+
+// reload re-reads the cluster file. A file that does not validate, or that
+// no longer names this node, is refused and the running one kept.
+func (a *Agent) reload() {
+	opts := a.opts
+	a.mu.RLock()
+	opts.Node = a.self
+	a.mu.RUnlock()
+	conf, _, err := Load(opts, a.log)
+	if err != nil {
+		a.log.Error("reload refused, keeping the running configuration",
+			zap.String("event", "reload"), zap.String("reason", err.Error()))
+		return
+	}
+	a.mu.Lock()
+	a.conf = conf
+	a.mu.Unlock()
+	a.log.Info("configuration reloaded", zap.String("event", "reload"), zap.String("summary", conf.Summary()))
+}
+
+func (a *Agent) snapshot() (*config.Cluster, string) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.conf, a.self
+}
+
+// Status implements api.Backend.
+func (a *Agent) Status() api.Status {
+	conf, self := a.snapshot()
+	st := api.ConfiguredStatus(conf, self)
+	st.Version = a.opts.Version
+	st.StartedAt = a.started.UTC()
+	return st
+}
+
+// errNoOrchestrator is what changes answer until the orchestrator runs in
+// the agent: the request was understood and checked, but nothing can move.
+var errNoOrchestrator = fmt.Errorf("%w: this agent does not run the orchestrator yet, so it cannot move groups", api.ErrNotImplemented)
+
+// Failover implements api.Backend: it checks the request against the
+// cluster file; moving the group needs the orchestrator.
+func (a *Agent) Failover(_ context.Context, req api.FailoverRequest) (api.Plan, error) {
+	conf, _ := a.snapshot()
+	if req.Group != "" {
+		g, ok := conf.Group(req.Group)
+		if !ok {
+			return api.Plan{}, fmt.Errorf("no group %q in the cluster file (groups: %s)", req.Group, groupNames(conf))
+		}
+		if req.To != "" {
+			if err := canRun(conf, g, req.To); err != nil {
+				return api.Plan{}, err
+			}
+		}
+	} else if req.To != "" {
+		if _, ok := conf.Node(req.To); !ok {
+			return api.Plan{}, fmt.Errorf("no node %q in the cluster file", req.To)
+		}
+	}
+	return api.Plan{}, errNoOrchestrator
+}
+
+// Standby implements api.Backend.
+func (a *Agent) Standby(_ context.Context, req api.StandbyRequest) (api.Plan, error) {
+	conf, _ := a.snapshot()
+	if _, ok := conf.Node(req.Node); !ok {
+		return api.Plan{}, fmt.Errorf("no node %q in the cluster file", req.Node)
+	}
+	return api.Plan{}, errNoOrchestrator
+}
+
+// canRun says whether node can hold group: it must have a priority in the
+// group's VRRP instance.
+func canRun(conf *config.Cluster, g config.Group, node string) error {
+	if _, ok := conf.Node(node); !ok {
+		return fmt.Errorf("no node %q in the cluster file", node)
+	}
+	v, ok := conf.VRRPInstance(g.VRRP)
+	if !ok || v.Priority[node] == 0 {
+		return fmt.Errorf("node %q cannot run group %q: it has no priority in vrrp %q", node, g.Name, g.VRRP)
+	}
+	return nil
+}
+
+func groupNames(conf *config.Cluster) string {
+	if len(conf.Groups) == 0 {
+		return "none"
+	}
+	s := ""
+	for i, g := range conf.Groups {
+		if i > 0 {
+			s += ", "
+		}
+		s += g.Name
+	}
+	return s
+}
+
+var _ api.Backend = (*Agent)(nil)

@@ -1,0 +1,145 @@
+// Package api is the agent's local API: an HTTP server on a unix socket
+// (mode 0600) that the hactl CLI talks to, and the client the CLI uses.
+//
+// The JSON it serves is a public interface: scripts read `hactl status
+// --json`. Fields are only ever added; a breaking change bumps Schema.
+package api
+
+import (
+	"time"
+
+	"github.com/hactl/hactl/cluster/config"
+)
+
+// Schema is the version of the Status JSON.
+const Schema = 1
+
+// Status is one node's view of the cluster.
+type Status struct {
+	Schema     int       `json:"schema"`
+	Cluster    string    `json:"cluster"`
+	Node       string    `json:"node"` // this node
+	Version    string    `json:"version"`
+	ConfigFile string    `json:"config_file"`
+	StartedAt  time.Time `json:"started_at"`
+
+	Nodes   []NodeStatus   `json:"nodes"`
+	VRRP    []VRRPStatus   `json:"vrrp"`
+	Volumes []VolumeStatus `json:"volumes"`
+	Groups  []GroupStatus  `json:"groups"`
+}
+
+// NodeStatus is a configured cluster member.
+type NodeStatus struct {
+	Name               string `json:"name"`
+	Address            string `json:"address"`
+	ReplicationAddress string `json:"replication_address,omitempty"`
+	Witness            bool   `json:"witness"`
+	Self               bool   `json:"self"`
+}
+
+// VRRPStatus is one VRRP instance as this node runs it.
+type VRRPStatus struct {
+	Name           string         `json:"name"`
+	Interface      string         `json:"interface"`
+	VRID           int            `json:"vrid"`
+	Version        int            `json:"version"`
+	AdvertInterval string         `json:"advert_interval"`
+	Priority       int            `json:"priority"` // this node's configured priority; 0 = does not run it
+	Priorities     map[string]int `json:"priorities"`
+	Preempt        bool           `json:"preempt"`
+	VirtualIPs     []string       `json:"virtual_ips"`
+	State          string         `json:"state"`
+	Checks         []string       `json:"checks,omitempty"`
+}
+
+// VolumeStatus is one replicated volume on this node.
+type VolumeStatus struct {
+	Name     string `json:"name"`
+	Protocol string `json:"protocol"`
+	Port     int    `json:"port"`
+	Disk     string `json:"disk,omitempty"` // this node's backing device; "" when it holds none
+	Attach   string `json:"attach"`
+	Role     string `json:"role"`
+}
+
+// GroupStatus is one resource group on this node.
+type GroupStatus struct {
+	Name      string   `json:"name"`
+	VRRP      string   `json:"vrrp"`
+	Volume    string   `json:"volume,omitempty"`
+	Resources []string `json:"resources"` // "kind:name" in start order, volume first and VIP last
+	State     string   `json:"state"`
+}
+
+// States shown until the subsystems that own them run in the agent.
+const (
+	StateNotRunning = "not-running" // this agent does not run the subsystem yet
+	StateNotMember  = "not-member"  // this node has no part in it
+	RoleUnknown     = "unknown"
+)
+
+// ConfiguredStatus builds the status of a node from the cluster file alone:
+// what is configured, with no live state.
+func ConfiguredStatus(c *config.Cluster, self string) Status {
+	st := Status{Schema: Schema, Cluster: c.Name, Node: self, ConfigFile: c.File}
+	for _, n := range c.Nodes {
+		ns := NodeStatus{Name: n.Name, Address: n.Address.String(), Witness: n.Witness, Self: n.Name == self}
+		if n.ReplicationAddress.IsValid() {
+			ns.ReplicationAddress = n.ReplicationAddress.String()
+		}
+		st.Nodes = append(st.Nodes, ns)
+	}
+	for _, v := range c.VRRP {
+		vs := VRRPStatus{
+			Name:           v.Name,
+			Interface:      v.Interface,
+			VRID:           int(v.VRID),
+			Version:        v.Version,
+			AdvertInterval: v.AdvertInterval.String(),
+			Priority:       int(v.Priority[self]),
+			Priorities:     map[string]int{},
+			Preempt:        v.Preempt,
+			State:          StateNotRunning,
+		}
+		if vs.Priority == 0 {
+			vs.State = StateNotMember
+		}
+		for n, p := range v.Priority {
+			vs.Priorities[n] = int(p)
+		}
+		for _, ip := range v.VirtualIPs {
+			vs.VirtualIPs = append(vs.VirtualIPs, ip.String())
+		}
+		for _, ch := range v.Checks {
+			vs.Checks = append(vs.Checks, ch.Name)
+		}
+		st.VRRP = append(st.VRRP, vs)
+	}
+	for _, v := range c.Volumes {
+		vs := VolumeStatus{
+			Name:     v.Name,
+			Protocol: string(v.Protocol),
+			Port:     int(v.Port),
+			Disk:     v.Disk[self],
+			Attach:   string(v.Attach),
+			Role:     RoleUnknown,
+		}
+		st.Volumes = append(st.Volumes, vs)
+	}
+	for _, g := range c.Groups {
+		gs := GroupStatus{Name: g.Name, VRRP: g.VRRP, Volume: g.Volume, State: StateNotRunning}
+		if g.Volume != "" {
+			gs.Resources = append(gs.Resources, "volume:"+g.Volume)
+		}
+		if g.Filesystem != nil {
+			gs.Resources = append(gs.Resources, "filesystem:"+g.Filesystem.Mountpoint)
+		}
+		for _, r := range g.Resources {
+			gs.Resources = append(gs.Resources, string(r.Kind)+":"+r.Name)
+		}
+		gs.Resources = append(gs.Resources, "vip:"+g.VRRP)
+		st.Groups = append(st.Groups, gs)
+	}
+	return st
+}
