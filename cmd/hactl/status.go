@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hactl/hactl/cluster/api"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show this node's view of the cluster",
+		Long: `Show the local agent's view of the cluster: nodes, VRRP instances, replicated
+volumes and resource groups with their state. --json prints the same as JSON
+(with "schema": 1) for scripts. Exits 3 when no agent runs on this node.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 10*time.Second)
+			defer cancel()
+			st, err := api.NewClient(g.socket).Status(ctx)
+			if err != nil {
+				return agentError(err)
+			}
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			return writeStatus(cmd.OutOrStdout(), st, time.Now())
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	return cmd
+}
+
+// agentError maps "no agent" to exit 3 and anything else to exit 1.
+func agentError(err error) error {
+	if errors.Is(err, api.ErrAgentNotRunning) {
+		return &exitError{code: exitNoAgent, err: err}
+	}
+	return &exitError{code: exitFailure, err: err}
+}
+
+// writeStatus prints st as tables, one section per kind of object.
+func writeStatus(w io.Writer, st api.Status, now time.Time) error {
+	fmt.Fprintf(w, "Cluster %s, node %s, hactl %s, agent up %s\n", st.Cluster, st.Node, st.Version, uptime(st.StartedAt, now))
+	fmt.Fprintf(w, "Config  %s\n", st.ConfigFile)
+
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nNODES\t\t\t\t")
+	fmt.Fprintln(tw, "  NAME\tADDRESS\tREPLICATION\tKIND\t")
+	for _, n := range st.Nodes {
+		name := n.Name
+		if n.Self {
+			name += " (this node)"
+		}
+		kind := "data"
+		if n.Witness {
+			kind = "witness"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t\n", name, n.Address, dash(n.ReplicationAddress), kind)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(tw, "\nVRRP\t\t\t\t\t\t\t\t")
+	if len(st.VRRP) == 0 {
+		fmt.Fprintln(tw, "  (none configured)")
+	} else {
+		fmt.Fprintln(tw, "  NAME\tINTERFACE\tVRID\tVERSION\tINTERVAL\tPRIORITY\tVIPS\tSTATE\t")
+	}
+	for _, v := range st.VRRP {
+		fmt.Fprintf(tw, "  %s\t%s\t%d\tv%d\t%s\t%s\t%s\t%s\t\n", v.Name, v.Interface, v.VRID, v.Version,
+			v.AdvertInterval, priorities(v), strings.Join(v.VirtualIPs, ","), v.State)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(tw, "\nVOLUMES\t\t\t\t\t\t")
+	if len(st.Volumes) == 0 {
+		fmt.Fprintln(tw, "  (none configured)")
+	} else {
+		fmt.Fprintln(tw, "  NAME\tPROTOCOL\tPORT\tDISK\tATTACH\tROLE\t")
+	}
+	for _, v := range st.Volumes {
+		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\t\n", v.Name, v.Protocol, v.Port, dash(v.Disk), v.Attach, v.Role)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	fmt.Fprintln(tw, "\nGROUPS\t\t\t\t\t")
+	if len(st.Groups) == 0 {
+		fmt.Fprintln(tw, "  (none configured)")
+	} else {
+		fmt.Fprintln(tw, "  NAME\tVRRP\tVOLUME\tRESOURCES\tSTATE\t")
+	}
+	for _, gr := range st.Groups {
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t\n", gr.Name, gr.VRRP, dash(gr.Volume), strings.Join(gr.Resources, " → "), gr.State)
+	}
+	return tw.Flush()
+}
+
+// priorities shows this node's priority first, then the others'.
+func priorities(v api.VRRPStatus) string {
+	names := make([]string, 0, len(v.Priorities))
+	for n := range v.Priorities {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if v.Priorities[names[i]] != v.Priorities[names[j]] {
+			return v.Priorities[names[i]] > v.Priorities[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	parts := make([]string, len(names))
+	for i, n := range names {
+		parts[i] = fmt.Sprintf("%s=%d", n, v.Priorities[n])
+	}
+	return strings.Join(parts, ",")
+}
+
+func uptime(since, now time.Time) string {
+	if since.IsZero() {
+		return "-"
+	}
+	return now.Sub(since).Round(time.Second).String()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
