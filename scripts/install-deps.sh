@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests, the lab and the demo use, skipping
+# what is already there. Needs root; without it, says what is missing and
+# carries on, so the unit tests still run (root-only tests then skip).
+set -euo pipefail
+
+# command -> Debian package that provides it
+declare -A need=(
+	[ip]=iproute2
+	[nsenter]=util-linux
+	[losetup]=util-linux
+	[mkfs.ext4]=e2fsprogs
+	[fuser]=psmisc
+	[ping]=iputils-ping
+	[keepalived]=keepalived
+	[nbdinfo]=libnbd-bin
+	[nbdcopy]=libnbd-bin
+	[fio]=fio
+	[fusermount3]=fuse3
+	[tcpdump]=tcpdump
+)
+
+missing=()
+for cmd in "${!need[@]}"; do
+	if ! command -v "$cmd" >/dev/null 2>&1 && ! [ -x "/usr/sbin/$cmd" ] && ! [ -x "/sbin/$cmd" ]; then
+		missing+=("${need[$cmd]}")
+	fi
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	exit 0
+fi
+mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "install-deps: not root, so not installing: ${pkgs[*]}" >&2
+	echo "install-deps: root-only tests (network namespaces, loop devices) will be skipped; run 'sudo make test' for the full suite" >&2
+	exit 0
+fi
+
+echo "install-deps: installing ${pkgs[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# keepalived must not start as a service of its own here: the tests run it.
+apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+	systemctl disable --now keepalived >/dev/null 2>&1 || true
+fi
