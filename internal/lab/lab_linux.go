@@ -18,7 +18,9 @@ import (
 
 // Bounds of the waits in Down.
 const (
-	killTimeout   = 5 * time.Second
+	killTimeout = 5 * time.Second
+	// termGrace is how long Down lets processes stop on SIGTERM.
+	termGrace     = 3 * time.Second
 	detachTimeout = 5 * time.Second
 	execWaitDelay = 2 * time.Second
 )
@@ -282,7 +284,8 @@ func (l *Lab) Exec(ctx context.Context, node string, argv []string, stdin io.Rea
 	return nil
 }
 
-// Down removes lab name: it kills the processes in its namespaces,
+// Down removes lab name: it stops the processes in its namespaces (SIGTERM,
+// then SIGKILL for those still there after a grace period),
 // unmounts what was mounted inside its nodes, drops the pinned mount
 // namespaces, detaches loop devices backed by its files, unmounts what is
 // left under its state directory, deletes its network namespaces (and with
@@ -317,14 +320,14 @@ func Down(ctx context.Context, name, stateRoot string) error {
 		}
 	}
 
-	// 1. Processes hold namespaces, mounts and loop devices: kill them first.
+	// 1. Processes hold namespaces, mounts and loop devices: stop them first.
 	ids := map[nsID]bool{}
 	for _, p := range append(append([]string(nil), r.netns...), r.pins...) {
 		if id, ok := nsIDOf(p); ok && isNSFile(p) {
 			ids[id] = true
 		}
 	}
-	fail(killProcs(ctx, ids, killTimeout))
+	fail(stopProcs(ctx, ids, termGrace, killTimeout))
 
 	// 2. Mounts made inside the nodes, then the pins that keep them alive.
 	host, err := readMountInfo("/proc/self/mountinfo")

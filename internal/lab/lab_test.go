@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -459,5 +461,59 @@ func TestThrowawayThread(t *testing.T) {
 	}
 	if cur, _ := nsIDOf("/proc/thread-self/ns/net"); cur != before {
 		t.Errorf("a reused thread is in another network namespace")
+	}
+}
+
+// TestDownStopsGracefully checks that Down gives processes SIGTERM first,
+// so an agent can clean up, and still kills one that ignores it.
+func TestDownStopsGracefully(t *testing.T) {
+	requireLabHost(t)
+	l := upLab(t, Options{})
+	// Outside the lab's state dir, which Down removes.
+	marker := filepath.Join(t.TempDir(), "terminated")
+
+	polite := l.Command("bravo", "sh", "-c",
+		`trap 'echo term > `+marker+`; exit 0' TERM; echo ready; while :; do sleep 0.05; done`)
+	stubborn := l.Command("alpha", "sh", "-c", `trap '' TERM; echo ready; while :; do sleep 0.05; done`)
+	results := map[string]chan error{}
+	for name, cmd := range map[string]*exec.Cmd{"polite": polite, "stubborn": stubborn} {
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// The shell has its trap in place once it says ready.
+		line := make([]byte, 6)
+		if _, err := io.ReadFull(out, line); err != nil || string(line) != "ready\n" {
+			t.Fatalf("%s: read %q, %v", name, line, err)
+		}
+		ch := make(chan error, 1)
+		go func() { ch <- cmd.Wait() }()
+		results[name] = ch
+	}
+
+	if err := Down(context.Background(), l.Name, l.StateRoot); err != nil {
+		t.Fatalf("Down: %v", err)
+	}
+	wait := func(name string) error {
+		select {
+		case err := <-results[name]:
+			return err
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s process still running after Down", name)
+			return nil
+		}
+	}
+	if err := wait("polite"); err != nil {
+		t.Errorf("the process that handles SIGTERM did not exit cleanly: %v", err)
+	}
+	if b, err := os.ReadFile(marker); err != nil || strings.TrimSpace(string(b)) != "term" {
+		t.Errorf("SIGTERM handler did not run: %q, %v", b, err)
+	}
+	var ee *exec.ExitError
+	if err := wait("stubborn"); !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+		t.Errorf("the process that ignores SIGTERM ended with %v; want killed by SIGKILL", err)
 	}
 }

@@ -49,12 +49,32 @@ func procsIn(ids map[nsID]bool) []int {
 	return out
 }
 
-// killProcs sends SIGKILL to every process in the namespaces until none is
-// left, for at most timeout.
-func killProcs(ctx context.Context, ids map[nsID]bool, timeout time.Duration) error {
+// stopProcs asks every process in the namespaces to stop with SIGTERM, so
+// that agents remove their addresses and release their mounts, and waits up
+// to grace for them to go; whatever is left then gets SIGKILL until none is
+// left, for at most timeout more.
+func stopProcs(ctx context.Context, ids map[nsID]bool, grace, timeout time.Duration) error {
 	if len(ids) == 0 {
 		return nil
 	}
+	pids := procsIn(ids)
+	if len(pids) == 0 {
+		return nil
+	}
+	for _, pid := range pids {
+		_ = unix.Kill(pid, unix.SIGTERM)
+	}
+	if err := signalUntilGone(ctx, ids, 0, grace); err == nil {
+		return nil
+	} else if ctx.Err() != nil {
+		return err
+	}
+	return signalUntilGone(ctx, ids, unix.SIGKILL, timeout)
+}
+
+// signalUntilGone sends sig (0: none, only wait) to every process in the
+// namespaces every poll until none is left, for at most timeout.
+func signalUntilGone(ctx context.Context, ids map[nsID]bool, sig unix.Signal, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	const poll = 20 * time.Millisecond
 	for i := 0; ; i++ {
@@ -62,9 +82,11 @@ func killProcs(ctx context.Context, ids map[nsID]bool, timeout time.Duration) er
 		if len(pids) == 0 {
 			return nil
 		}
-		for _, pid := range pids {
-			// ESRCH: it died meanwhile; anything else shows up on the next scan.
-			_ = unix.Kill(pid, unix.SIGKILL)
+		if sig != 0 {
+			for _, pid := range pids {
+				// ESRCH: it died meanwhile; anything else shows up on the next scan.
+				_ = unix.Kill(pid, sig)
+			}
 		}
 		if time.Now().After(deadline) || i > int(timeout/poll)+1 {
 			slices.Sort(pids)
@@ -72,7 +94,7 @@ func killProcs(ctx context.Context, ids map[nsID]bool, timeout time.Duration) er
 		}
 		select {
 		case <-ctx.Done():
-			return errors.Join(fmt.Errorf("killing processes %v", pids), ctx.Err())
+			return errors.Join(fmt.Errorf("stopping processes %v", pids), ctx.Err())
 		case <-time.After(poll):
 		}
 	}
