@@ -319,4 +319,9 @@ func TestStatusTable(t *testing.T) {
 	if len(offsets) != 3 || offsets[0] != offsets[1] || offsets[1] != offsets[2] {
 		t.Errorf("address column offsets %v, want three equal:\n%s", offsets, out)
 	}
+	for i, line := range strings.Split(out, "\n") {
+		if strings.TrimRight(line, " \t") != line {
+			t.Errorf("line %d has trailing blanks: %q", i+1, line)
+		}
+	}
 }

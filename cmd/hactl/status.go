@@ -57,9 +57,7 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 	fmt.Fprintf(w, "Cluster %s, node %s, hactl %s, agent up %s\n", st.Cluster, st.Node, st.Version, uptime(st.StartedAt, now))
 	fmt.Fprintf(w, "Config  %s\n", st.ConfigFile)
 
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "\nNODES\t\t\t\t")
-	fmt.Fprintln(tw, "  NAME\tADDRESS\tREPLICATION\tKIND\t")
+	var nodes [][]string
 	for _, n := range st.Nodes {
 		name := n.Name
 		if n.Self {
@@ -69,47 +67,50 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 		if n.Witness {
 			kind = "witness"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t\n", name, n.Address, dash(n.ReplicationAddress), kind)
+		nodes = append(nodes, []string{name, n.Address, dash(n.ReplicationAddress), kind})
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-
-	fmt.Fprintln(tw, "\nVRRP\t\t\t\t\t\t\t\t")
-	if len(st.VRRP) == 0 {
-		fmt.Fprintln(tw, "  (none configured)")
-	} else {
-		fmt.Fprintln(tw, "  NAME\tINTERFACE\tVRID\tVERSION\tINTERVAL\tPRIORITY\tVIPS\tSTATE\t")
-	}
+	var vrrps [][]string
 	for _, v := range st.VRRP {
-		fmt.Fprintf(tw, "  %s\t%s\t%d\tv%d\t%s\t%s\t%s\t%s\t\n", v.Name, v.Interface, v.VRID, v.Version,
-			v.AdvertInterval, priorities(v), strings.Join(v.VirtualIPs, ","), v.State)
+		vrrps = append(vrrps, []string{v.Name, v.Interface, fmt.Sprint(v.VRID), fmt.Sprintf("v%d", v.Version),
+			v.AdvertInterval, priorities(v), strings.Join(v.VirtualIPs, ","), v.State})
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-
-	fmt.Fprintln(tw, "\nVOLUMES\t\t\t\t\t\t")
-	if len(st.Volumes) == 0 {
-		fmt.Fprintln(tw, "  (none configured)")
-	} else {
-		fmt.Fprintln(tw, "  NAME\tPROTOCOL\tPORT\tDISK\tATTACH\tROLE\t")
-	}
+	var volumes [][]string
 	for _, v := range st.Volumes {
-		fmt.Fprintf(tw, "  %s\t%s\t%d\t%s\t%s\t%s\t\n", v.Name, v.Protocol, v.Port, dash(v.Disk), v.Attach, v.Role)
+		volumes = append(volumes, []string{v.Name, v.Protocol, fmt.Sprint(v.Port), dash(v.Disk), v.Attach, v.Role})
 	}
-	if err := tw.Flush(); err != nil {
+	var groups [][]string
+	for _, gr := range st.Groups {
+		groups = append(groups, []string{gr.Name, gr.VRRP, dash(gr.Volume), strings.Join(gr.Resources, " → "), gr.State})
+	}
+	sections := []struct {
+		title  string
+		header []string
+		rows   [][]string
+	}{
+		{"NODES", []string{"NAME", "ADDRESS", "REPLICATION", "KIND"}, nodes},
+		{"VRRP", []string{"NAME", "INTERFACE", "VRID", "VERSION", "INTERVAL", "PRIORITY", "VIPS", "STATE"}, vrrps},
+		{"VOLUMES", []string{"NAME", "PROTOCOL", "PORT", "DISK", "ATTACH", "ROLE"}, volumes},
+		{"GROUPS", []string{"NAME", "VRRP", "VOLUME", "RESOURCES", "STATE"}, groups},
+	}
+	for _, sec := range sections {
+		if err := writeTable(w, sec.title, sec.header, sec.rows); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeTable prints a titled, indented table with aligned columns and no
+// trailing blanks, or "(none configured)" when there are no rows.
+func writeTable(w io.Writer, title string, header []string, rows [][]string) error {
+	fmt.Fprintf(w, "\n%s\n", title)
+	if len(rows) == 0 {
+		_, err := fmt.Fprintln(w, "  (none configured)")
 		return err
 	}
-
-	fmt.Fprintln(tw, "\nGROUPS\t\t\t\t\t")
-	if len(st.Groups) == 0 {
-		fmt.Fprintln(tw, "  (none configured)")
-	} else {
-		fmt.Fprintln(tw, "  NAME\tVRRP\tVOLUME\tRESOURCES\tSTATE\t")
-	}
-	for _, gr := range st.Groups {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t\n", gr.Name, gr.VRRP, dash(gr.Volume), strings.Join(gr.Resources, " → "), gr.State)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, cells := range append([][]string{header}, rows...) {
+		fmt.Fprintf(tw, "  %s\n", strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
 }
