@@ -329,8 +329,8 @@ func printLabInfo(w io.Writer, in lab.Info) {
 		if n.Disk != "" {
 			disk = labOK(n.DiskExists)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, labDash(string(n.Role)), labDash(n.Address),
-			labDash(n.ReplicationAddress), n.Netns, labOK(n.NetnsExists), labOK(n.MountNSExists), disk)
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", n.Name, dash(string(n.Role)), dash(n.Address),
+			dash(n.ReplicationAddress), n.Netns, labOK(n.NetnsExists), labOK(n.MountNSExists), disk)
 	}
 	tw.Flush()
 }
@@ -340,13 +340,6 @@ func labOK(ok bool) string {
 		return "ok"
 	}
 	return "missing"
-}
-
-func labDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
 
 func newLabDownCmd(o *labFlags) *cobra.Command {
