@@ -18,6 +18,8 @@ declare -A need=(
 	[fio]=fio
 	[fusermount3]=fuse3
 	[tcpdump]=tcpdump
+	[nft]=nftables
+	[arping]=iputils-arping
 )
 
 missing=()

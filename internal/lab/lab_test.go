@@ -517,3 +517,53 @@ func TestDownStopsGracefully(t *testing.T) {
 		t.Errorf("the process that ignores SIGTERM ended with %v; want killed by SIGKILL", err)
 	}
 }
+
+// TestFaults checks the failures the VRRP tests inject: a silent isolation
+// keeps the carrier, a pulled cable drops it, and both heal.
+func TestFaults(t *testing.T) {
+	requireLabHost(t)
+	l := upLab(t, Options{})
+	carrier := func(node string) string {
+		return strings.TrimSpace(run(t, l, node, "cat", "/sys/class/net/eth0/carrier"))
+	}
+	unreachable := func(from, to string) {
+		t.Helper()
+		if out, err := tryRun(l, from, "ping", "-c1", "-W1", to); err == nil {
+			t.Errorf("%s still reaches %s:\n%s", from, to, out)
+		}
+	}
+
+	if err := l.Isolate("alpha", "service"); err != nil {
+		t.Fatal(err)
+	}
+	unreachable("bravo", "192.0.2.11")
+	if c := carrier("alpha"); c != "1" {
+		t.Errorf("isolated alpha lost its carrier (%q); isolation must be silent", c)
+	}
+	ping(t, l, "alpha", "198.51.100.12") // the other network is untouched
+	if err := l.Rejoin("alpha", "service"); err != nil {
+		t.Fatal(err)
+	}
+	ping(t, l, "bravo", "192.0.2.11")
+
+	if err := l.SetCable("bravo", "service", false); err != nil {
+		t.Fatal(err)
+	}
+	if c := carrier("bravo"); c != "0" {
+		t.Errorf("bravo's carrier is %q with its cable pulled, want 0", c)
+	}
+	if err := l.SetCable("bravo", "service", true); err != nil {
+		t.Fatal(err)
+	}
+	ping(t, l, "alpha", "192.0.2.12")
+
+	if err := l.SetClusterFile("# replaced\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := run(t, l, "bravo", "cat", NodeClusterFile); got != "# replaced\n" {
+		t.Errorf("bravo sees cluster file %q", got)
+	}
+	if err := l.Isolate("nobody", "service"); err == nil {
+		t.Error("Isolate of an unknown node did not fail")
+	}
+}
