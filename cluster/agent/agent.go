@@ -17,6 +17,7 @@ import (
 
 	"github.com/hactl/hactl/cluster/api"
 	"github.com/hactl/hactl/cluster/config"
+	"github.com/hactl/hactl/internal/logging"
 	"github.com/hactl/hactl/internal/sdnotify"
 )
 
@@ -43,6 +44,8 @@ type Agent struct {
 	log     *zap.Logger
 	started time.Time
 
+	vrrp *vrrpSet
+
 	mu   sync.RWMutex
 	conf *config.Cluster
 	self string
@@ -55,7 +58,7 @@ func Load(opts Options, log *zap.Logger) (*config.Cluster, string, error) {
 	c, diags := config.Load(opts.ConfigPath, config.Options{Node: opts.Node, HostChecks: true})
 	for _, d := range diags {
 		if d.Severity == config.SeverityWarning {
-			log.Warn(d.Summary, zap.String("event", "config"), zap.String("reason", d.Detail),
+			log.Warn(d.Summary, zap.String(logging.KeyEvent, "config"), zap.String(logging.KeyReason, d.Detail),
 				zap.String("file", d.File), zap.Int("line", d.Line), zap.Int("column", d.Column))
 		}
 	}
@@ -113,6 +116,10 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	a := &Agent{opts: opts, log: log, started: opts.Now(), conf: conf, self: self}
+	a.vrrp = newVRRPSet(opts.Log.Named("vrrp"), self, opts.Now)
+	a.vrrp.apply(conf)
+	// Whatever happens next, Masters resign and remove their addresses.
+	defer a.vrrp.stopAll()
 
 	l, err := api.Listen(opts.Socket)
 	if err != nil {
@@ -122,8 +129,8 @@ func Run(ctx context.Context, opts Options) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(l) }()
 	a.log.Info("agent started",
-		zap.String("event", "start"),
-		zap.String("node", self),
+		zap.String(logging.KeyEvent, "start"),
+		zap.String(logging.KeyNode, self),
 		zap.String("cluster", conf.Name),
 		zap.String("config", conf.File),
 		zap.String("socket", opts.Socket),
@@ -138,13 +145,18 @@ func Run(ctx context.Context, opts Options) error {
 		defer t.Stop()
 		watchdog = t.C
 	}
+	retry := time.NewTicker(vrrpRetryEvery)
+	defer retry.Stop()
 	for {
 		select {
 		case <-watchdog:
 			a.notify(opts.Notify.Watchdog)
+		case <-retry.C:
+			a.vrrp.retry()
 		case <-ctx.Done():
-			a.log.Info("agent stopping", zap.String("event", "stop"), zap.String("reason", "signal"))
+			a.log.Info("agent stopping", zap.String(logging.KeyEvent, "stop"), zap.String(logging.KeyReason, "signal"))
 			a.notify(opts.Notify.Stopping)
+			a.vrrp.stopAll()
 			shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err := srv.Shutdown(shutCtx)
 			cancel()
@@ -152,7 +164,7 @@ func Run(ctx context.Context, opts Options) error {
 			if err != nil {
 				return fmt.Errorf("stopping the local API: %w", err)
 			}
-			a.log.Info("agent stopped", zap.String("event", "stopped"))
+			a.log.Info("agent stopped", zap.String(logging.KeyEvent, "stopped"))
 			return nil
 		case err := <-serveErr:
 			l.Close()
@@ -181,13 +193,14 @@ func (a *Agent) reload() {
 	conf, _, err := Load(opts, a.log)
 	if err != nil {
 		a.log.Error("reload refused, keeping the running configuration",
-			zap.String("event", "reload"), zap.String("reason", err.Error()))
+			zap.String(logging.KeyEvent, "reload"), zap.String(logging.KeyReason, err.Error()))
 		return
 	}
 	a.mu.Lock()
 	a.conf = conf
 	a.mu.Unlock()
-	a.log.Info("configuration reloaded", zap.String("event", "reload"), zap.String("summary", conf.Summary()))
+	a.vrrp.apply(conf)
+	a.log.Info("configuration reloaded", zap.String(logging.KeyEvent, "reload"), zap.String("summary", conf.Summary()))
 }
 
 func (a *Agent) snapshot() (*config.Cluster, string) {
@@ -200,6 +213,7 @@ func (a *Agent) snapshot() (*config.Cluster, string) {
 func (a *Agent) Status() api.Status {
 	conf, self := a.snapshot()
 	st := api.ConfiguredStatus(conf, self)
+	a.vrrp.fill(&st)
 	st.Version = a.opts.Version
 	st.StartedAt = a.started.UTC()
 	return st

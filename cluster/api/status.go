@@ -38,19 +38,73 @@ type NodeStatus struct {
 	Self               bool   `json:"self"`
 }
 
-// VRRPStatus is one VRRP instance as this node runs it.
+// VRRPStatus is one VRRP instance as this node runs it. The live fields
+// are empty while the instance does not run here.
 type VRRPStatus struct {
 	Name           string         `json:"name"`
 	Interface      string         `json:"interface"`
 	VRID           int            `json:"vrid"`
 	Version        int            `json:"version"`
-	AdvertInterval string         `json:"advert_interval"`
-	Priority       int            `json:"priority"` // this node's configured priority; 0 = does not run it
+	AdvertInterval string         `json:"advert_interval"` // configured
+	Priority       int            `json:"priority"`        // this node's configured priority; 0 = does not run it
 	Priorities     map[string]int `json:"priorities"`
 	Preempt        bool           `json:"preempt"`
 	VirtualIPs     []string       `json:"virtual_ips"`
-	State          string         `json:"state"`
-	Checks         []string       `json:"checks,omitempty"`
+	State          string         `json:"state"` // init, backup, master, fault; or not-running, not-member, failed
+
+	EffectivePriority   int             `json:"effective_priority,omitempty"` // after check weights
+	Fault               string          `json:"fault,omitempty"`              // why it is in fault, or why it failed to start
+	Master              string          `json:"master,omitempty"`             // the master's address as last heard
+	MasterPriority      int             `json:"master_priority,omitempty"`
+	AdvertIntervalInUse string          `json:"advert_interval_in_use,omitempty"` // a v3 backup learns the master's
+	MasterDown          string          `json:"master_down,omitempty"`            // Master_Down_Interval in use
+	LastTransition      *VRRPTransition `json:"last_transition,omitempty"`
+	Counters            *VRRPCounters   `json:"counters,omitempty"`
+	LastInvalid         *InvalidAdvert  `json:"last_invalid,omitempty"`
+	Tracks              []TrackStatus   `json:"track_interfaces,omitempty"`
+	Checks              []CheckStatus   `json:"checks,omitempty"`
+}
+
+// VRRPTransition is an instance's last state change.
+type VRRPTransition struct {
+	At     time.Time `json:"at"`
+	From   string    `json:"from"`
+	To     string    `json:"to"`
+	Reason string    `json:"reason"`
+}
+
+// VRRPCounters count an instance's packets since it started.
+type VRRPCounters struct {
+	Transitions     uint64            `json:"transitions"`
+	AdvertsSent     uint64            `json:"adverts_sent"`
+	AdvertsReceived uint64            `json:"adverts_received"`
+	GARPsSent       uint64            `json:"garps_sent"`
+	OtherVRID       uint64            `json:"other_vrid"`        // other virtual routers on the segment: normal
+	Invalid         map[string]uint64 `json:"invalid,omitempty"` // dropped adverts by reason: a peer that does not match
+}
+
+// InvalidAdvert is the last advert an instance dropped.
+type InvalidAdvert struct {
+	At     time.Time `json:"at"`
+	From   string    `json:"from"`
+	Reason string    `json:"reason"`
+	Detail string    `json:"detail"`
+}
+
+// TrackStatus is a tracked interface.
+type TrackStatus struct {
+	Name   string `json:"name"`
+	Up     bool   `json:"up"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// CheckStatus is a health check of an instance.
+type CheckStatus struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Weight  int    `json:"weight"`
+	Failing bool   `json:"failing"`
+	Detail  string `json:"detail,omitempty"` // the last probe's result
 }
 
 // VolumeStatus is one replicated volume on this node.
@@ -76,6 +130,7 @@ type GroupStatus struct {
 const (
 	StateNotRunning = "not-running" // this agent does not run the subsystem yet
 	StateNotMember  = "not-member"  // this node has no part in it
+	StateFailed     = "failed"      // it could not start here; see the reason
 	RoleUnknown     = "unknown"
 )
 
@@ -112,7 +167,7 @@ func ConfiguredStatus(c *config.Cluster, self string) Status {
 			vs.VirtualIPs = append(vs.VirtualIPs, ip.String())
 		}
 		for _, ch := range v.Checks {
-			vs.Checks = append(vs.Checks, ch.Name)
+			vs.Checks = append(vs.Checks, CheckStatus{Name: ch.Name, Kind: string(ch.Kind), Weight: ch.Weight})
 		}
 		st.VRRP = append(st.VRRP, vs)
 	}

@@ -70,9 +70,11 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 		nodes = append(nodes, []string{name, n.Address, dash(n.ReplicationAddress), kind})
 	}
 	var vrrps [][]string
+	var vrrpNotes []string
 	for _, v := range st.VRRP {
 		vrrps = append(vrrps, []string{v.Name, v.Interface, fmt.Sprint(v.VRID), fmt.Sprintf("v%d", v.Version),
-			v.AdvertInterval, priorities(v), strings.Join(v.VirtualIPs, ","), v.State})
+			v.State, priority(v), master(v), interval(v), strings.Join(v.VirtualIPs, ",")})
+		vrrpNotes = append(vrrpNotes, vrrpDetails(v, now)...)
 	}
 	var volumes [][]string
 	for _, v := range st.Volumes {
@@ -86,18 +88,96 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 		title  string
 		header []string
 		rows   [][]string
+		notes  []string
 	}{
-		{"NODES", []string{"NAME", "ADDRESS", "REPLICATION", "KIND"}, nodes},
-		{"VRRP", []string{"NAME", "INTERFACE", "VRID", "VERSION", "INTERVAL", "PRIORITY", "VIPS", "STATE"}, vrrps},
-		{"VOLUMES", []string{"NAME", "PROTOCOL", "PORT", "DISK", "ATTACH", "ROLE"}, volumes},
-		{"GROUPS", []string{"NAME", "VRRP", "VOLUME", "RESOURCES", "STATE"}, groups},
+		{"NODES", []string{"NAME", "ADDRESS", "REPLICATION", "KIND"}, nodes, nil},
+		{"VRRP", []string{"NAME", "INTERFACE", "VRID", "VERSION", "STATE", "PRIORITY", "MASTER", "INTERVAL", "VIPS"}, vrrps, vrrpNotes},
+		{"VOLUMES", []string{"NAME", "PROTOCOL", "PORT", "DISK", "ATTACH", "ROLE"}, volumes, nil},
+		{"GROUPS", []string{"NAME", "VRRP", "VOLUME", "RESOURCES", "STATE"}, groups, nil},
 	}
 	for _, sec := range sections {
 		if err := writeTable(w, sec.title, sec.header, sec.rows); err != nil {
 			return err
 		}
+		for _, n := range sec.notes {
+			if _, err := fmt.Fprintf(w, "  %s\n", n); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
+}
+
+// priority is this node's priority: "effective (configured)" when checks
+// moved it, and the other nodes' when it runs nowhere live.
+func priority(v api.VRRPStatus) string {
+	switch {
+	case v.EffectivePriority == 0:
+		return priorities(v)
+	case v.EffectivePriority != v.Priority:
+		return fmt.Sprintf("%d (configured %d)", v.EffectivePriority, v.Priority)
+	default:
+		return fmt.Sprint(v.Priority)
+	}
+}
+
+func master(v api.VRRPStatus) string {
+	switch {
+	case v.Master == "":
+		return "-"
+	case v.MasterPriority != 0:
+		return fmt.Sprintf("%s (%d)", v.Master, v.MasterPriority)
+	default:
+		return v.Master
+	}
+}
+
+// interval is the advert interval in use, with the configured one when a
+// v3 backup learned a different one from its master.
+func interval(v api.VRRPStatus) string {
+	if v.AdvertIntervalInUse == "" || v.AdvertIntervalInUse == v.AdvertInterval {
+		return v.AdvertInterval
+	}
+	return fmt.Sprintf("%s (configured %s)", v.AdvertIntervalInUse, v.AdvertInterval)
+}
+
+// vrrpDetails are the lines under the VRRP table for one instance: its
+// last transition, counters, anything dropped, failing tracks and checks.
+func vrrpDetails(v api.VRRPStatus, now time.Time) []string {
+	var out []string
+	if v.Fault != "" {
+		out = append(out, fmt.Sprintf("%s: %s: %s", v.Name, v.State, v.Fault))
+	}
+	if t := v.LastTransition; t != nil {
+		out = append(out, fmt.Sprintf("%s: %s → %s %s ago: %s", v.Name, t.From, t.To, uptime(t.At, now), t.Reason))
+	}
+	if c := v.Counters; c != nil {
+		line := fmt.Sprintf("%s: adverts sent %d, received %d; GARPs %d; transitions %d", v.Name,
+			c.AdvertsSent, c.AdvertsReceived, c.GARPsSent, c.Transitions)
+		if len(c.Invalid) > 0 {
+			reasons := make([]string, 0, len(c.Invalid))
+			for r, n := range c.Invalid {
+				reasons = append(reasons, fmt.Sprintf("%s %d", r, n))
+			}
+			sort.Strings(reasons)
+			line += "; dropped: " + strings.Join(reasons, ", ")
+		}
+		out = append(out, line)
+	}
+	if li := v.LastInvalid; li != nil {
+		out = append(out, fmt.Sprintf("%s: last dropped advert from %s %s ago: %s", v.Name, li.From, uptime(li.At, now), li.Detail))
+	}
+	for _, t := range v.Tracks {
+		if !t.Up {
+			out = append(out, fmt.Sprintf("%s: interface %s down: %s", v.Name, t.Name, t.Detail))
+		}
+	}
+	for _, c := range v.Checks {
+		if c.Failing {
+			out = append(out, fmt.Sprintf("%s: check %s failing (weight %d): %s", v.Name, c.Name, c.Weight, c.Detail))
+		}
+	}
+	return out
 }
 
 // writeTable prints a titled, indented table with aligned columns and no

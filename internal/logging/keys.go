@@ -8,6 +8,8 @@ const (
 	KeyEvent = "event"
 	// KeyReason carries the reason behind a decision.
 	KeyReason = "reason"
+	// KeyInstance is a VRRP instance name.
+	KeyInstance = "instance"
 	// KeyVRID is a VRRP virtual router ID.
 	KeyVRID = "vrid"
 	// KeyVolume is a replicated volume name.

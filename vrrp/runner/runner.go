@@ -1,0 +1,539 @@
+// Package runner runs one VRRP instance on this node: it feeds the pure
+// state machine of package vrrp with adverts from the raw socket, timer
+// expiries, link states and health checks, and carries out its actions
+// with the socket, netlink and gratuitous ARP.
+//
+// One goroutine owns the machine. It never waits on anything but its own
+// events: checks run in their own goroutines, adverts are read by another,
+// and state changes reach subscribers through unbounded queues.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hactl/hactl/cluster/config"
+	"github.com/hactl/hactl/internal/logging"
+	"github.com/hactl/hactl/vrrp"
+	"github.com/hactl/hactl/vrrp/check"
+	"github.com/hactl/hactl/vrrp/vrrpnet"
+)
+
+// Change is a state transition of an instance, delivered to subscribers in
+// the order it happened.
+type Change struct {
+	Instance string
+	From, To vrrp.State
+	Reason   string
+	At       time.Time
+}
+
+// Options configure one instance.
+type Options struct {
+	Instance config.VRRPInstance
+	Node     string // this node's name in the cluster file
+	Log      *zap.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Instance is one running VRRP instance. Its methods are safe for
+// concurrent use.
+type Instance struct {
+	cfg  config.VRRPInstance
+	log  *zap.Logger
+	now  func() time.Time
+	base uint8
+
+	conn    *vrrpnet.Conn
+	link    *vrrpnet.Link // where the VIPs live and GARPs leave: the VMAC when configured
+	vmac    string
+	filter  vrrp.Filter
+	machine *vrrp.Machine // owned by the loop goroutine
+	dsts    []netip.Addr  // the group, or the unicast peers
+	cs      vrrp.Checksum
+	addrs   []netip.Addr
+
+	adverts chan vrrp.AdvertReceived
+	wake    chan struct{} // a check or link changed; coalesced
+	checks  *check.Runner
+	links   <-chan vrrpnet.LinkState
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex // guards the fields below
+	status   Status
+	failing  map[string]check.Update
+	linkDown map[string]string // tracked interface → why it is down
+	subs     []*queue
+	lastLog  map[vrrp.Reason]time.Time
+}
+
+// invalidLogEvery limits how often one reason for dropping adverts is
+// logged: a misconfigured peer sends ten a second.
+const invalidLogEvery = time.Minute
+
+// Start opens the sockets, removes any virtual IP a crashed run left on the
+// interface, and starts the instance in Backup (Master at once for an
+// address owner). ctx bounds nothing after Start returns; use Stop.
+func Start(opts Options) (*Instance, error) {
+	v := opts.Instance
+	prio := v.Priority[opts.Node]
+	if prio == 0 {
+		return nil, fmt.Errorf("vrrp %s: node %q has no priority in it", v.Name, opts.Node)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = zap.NewNop()
+	}
+	in := &Instance{
+		cfg:      v,
+		log:      opts.Log.With(zap.String(logging.KeyInstance, v.Name), zap.Int(logging.KeyVRID, int(v.VRID))),
+		now:      opts.Now,
+		base:     prio,
+		adverts:  make(chan vrrp.AdvertReceived, 64),
+		wake:     make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		failing:  map[string]check.Update{},
+		linkDown: map[string]string{},
+		lastLog:  map[vrrp.Reason]time.Time{},
+	}
+	for _, p := range v.VirtualIPs {
+		in.addrs = append(in.addrs, p.Addr())
+	}
+	in.cs = vrrp.ChecksumPlain
+	if v.V3PseudoHeader {
+		in.cs = vrrp.ChecksumPseudoHeader
+	}
+	if err := in.open(opts.Node); err != nil {
+		in.closeAll()
+		return nil, fmt.Errorf("vrrp %s: %w", v.Name, err)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	in.cancel = cancel
+	links, err := vrrpnet.WatchLinks(ctx, v.TrackInterfaces)
+	if err != nil {
+		cancel()
+		in.closeAll()
+		return nil, fmt.Errorf("vrrp %s: tracking interfaces: %w", v.Name, err)
+	}
+	in.links = links
+	in.checks = check.Start(ctx, v.Checks, in.checkChanged)
+
+	in.status = Status{
+		Name: v.Name, State: vrrp.StateInit.String(), Priority: int(prio), EffectivePriority: int(prio),
+		AdvertInterval: v.AdvertInterval.String(), Invalid: map[string]uint64{},
+	}
+	go in.receive()
+	go in.loop(ctx)
+	return in, nil
+}
+
+// open binds the sockets and links and builds the filter and machine.
+func (in *Instance) open(node string) error {
+	v := in.cfg
+	var err error
+	unicast := len(v.UnicastPeers) > 0
+	in.conn, err = vrrpnet.Listen(v.Interface, vrrpnet.ConnOptions{Unicast: unicast, Source: v.Source(node)})
+	if err != nil {
+		return err
+	}
+	src := in.conn.Source()
+	vipIf := v.Interface
+	if v.VMAC {
+		if in.vmac, err = vrrpnet.AddVMAC(v.Interface, v.VRID); err != nil {
+			return err
+		}
+		vipIf = in.vmac
+	}
+	if in.link, err = vrrpnet.OpenLink(vipIf); err != nil {
+		return err
+	}
+	// A crashed run (kill -9) leaves its VIPs behind; holding them while
+	// Backup would duplicate the address the new master announces.
+	for _, p := range v.VirtualIPs {
+		has, err := in.link.HasAddr(p.Addr())
+		if err != nil {
+			return err
+		}
+		if has {
+			if err := in.link.DelAddr(p); err != nil {
+				return err
+			}
+			in.log.Warn("removed a virtual IP left by an earlier run",
+				zap.String(logging.KeyEvent, "stale-vip"), zap.String("vip", p.String()))
+		}
+	}
+	if unicast {
+		for _, p := range v.UnicastPeers {
+			if p != src {
+				in.dsts = append(in.dsts, p)
+			}
+		}
+	} else {
+		in.dsts = []netip.Addr{vrrp.MulticastGroup}
+	}
+	in.filter = vrrp.Filter{
+		Version:  v.Version,
+		VRID:     v.VRID,
+		Interval: v.AdvertInterval,
+		Addrs:    in.addrs,
+		Checksum: in.cs,
+		Unicast:  unicast,
+		Peers:    in.dsts,
+		Self:     []netip.Addr{src},
+	}
+	if v.AuthPass != "" {
+		in.filter.AuthType = vrrp.AuthPass
+		in.filter.AuthPass = v.AuthPass
+	}
+	in.machine = vrrp.New(vrrp.Config{
+		VRID:            v.VRID,
+		Version:         v.Version,
+		Priority:        in.base,
+		AdvertInterval:  v.AdvertInterval,
+		Preempt:         v.Preempt,
+		PreemptDelay:    v.PreemptDelay,
+		Address:         src,
+		GARPCount:       v.GARPCount,
+		GARPRepeatDelay: v.GARPRepeatDelay,
+		GARPRefresh:     v.GARPRefresh,
+	})
+	return nil
+}
+
+func (in *Instance) closeAll() {
+	if in.conn != nil {
+		in.conn.Close()
+	}
+	if in.link != nil {
+		in.link.Close()
+	}
+	if in.vmac != "" {
+		if err := vrrpnet.RemoveVMAC(in.cfg.Interface, in.cfg.VRID); err != nil {
+			in.log.Warn("removing the VMAC interface", zap.Error(err))
+		}
+	}
+}
+
+// Stop resigns gracefully (an advert with priority 0 and the VIPs removed
+// when Master), stops the checks and closes the sockets. It returns when
+// all of that is done.
+func (in *Instance) Stop() {
+	in.cancel()
+	<-in.done
+}
+
+// Subscribe returns a channel that receives every later state change in
+// order. The channel is closed after Stop.
+func (in *Instance) Subscribe() <-chan Change {
+	q := newQueue()
+	in.mu.Lock()
+	in.subs = append(in.subs, q)
+	in.mu.Unlock()
+	return q.out
+}
+
+// receive reads adverts until the socket is closed, counting and logging
+// the ones the filter drops.
+func (in *Instance) receive() {
+	for {
+		p, err := in.conn.Receive()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			in.log.Warn("receiving adverts", zap.Error(err))
+			continue
+		}
+		ad, err := in.filter.Accept(p)
+		if err != nil {
+			in.dropped(p, err)
+			continue
+		}
+		in.mu.Lock()
+		in.status.AdvertsReceived++
+		in.mu.Unlock()
+		select {
+		case in.adverts <- vrrp.AdvertReceived{From: p.Src, Priority: ad.Priority, Interval: ad.Interval}:
+		case <-in.done: // the loop is gone; Close is on its way
+			return
+		}
+	}
+}
+
+// dropped accounts for a rejected advert. Another router's VRID on the
+// same segment is normal and only counted; everything else is a
+// misconfiguration that could end in two masters, so it is logged (at most
+// once a minute per reason) and shown in status.
+func (in *Instance) dropped(p vrrp.Packet, err error) {
+	var ve *vrrp.Error
+	reason := vrrp.Reason("unknown")
+	if errors.As(err, &ve) {
+		reason = ve.Reason
+	}
+	now := in.now()
+	in.mu.Lock()
+	switch reason {
+	case vrrp.ReasonOwnAdvert:
+		in.mu.Unlock()
+		return
+	case vrrp.ReasonVRID:
+		in.status.OtherVRID++
+		in.mu.Unlock()
+		return
+	}
+	in.status.Invalid[string(reason)]++
+	in.status.LastInvalid = &Invalid{At: now, From: p.Src.String(), Reason: string(reason), Detail: err.Error()}
+	logIt := now.Sub(in.lastLog[reason]) >= invalidLogEvery
+	if logIt {
+		in.lastLog[reason] = now
+	}
+	in.mu.Unlock()
+	if logIt {
+		in.log.Warn("advert dropped: the peer's settings do not match ours",
+			zap.String(logging.KeyEvent, "advert-invalid"), zap.String(logging.KeyReason, string(reason)),
+			zap.String("from", p.Src.String()), zap.String("detail", err.Error()))
+	}
+}
+
+// checkChanged is called from check goroutines; it must not block.
+func (in *Instance) checkChanged(u check.Update) {
+	in.mu.Lock()
+	if u.Failing {
+		in.failing[u.Check] = u
+	} else {
+		delete(in.failing, u.Check)
+	}
+	in.mu.Unlock()
+	in.log.Info("health check changed", zap.String(logging.KeyEvent, "check"), zap.String("check", u.Check),
+		zap.Bool("failing", u.Failing), zap.Int("weight", u.Weight), zap.String(logging.KeyReason, u.Detail))
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (in *Instance) loop(ctx context.Context) {
+	defer close(in.done)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	in.step(vrrp.Start{})
+	fault, prio := false, in.base
+	for {
+		if d := in.machine.Deadline(); d.IsZero() {
+			timer.Stop()
+		} else {
+			timer.Reset(d.Sub(in.now()))
+		}
+		select {
+		case <-ctx.Done():
+			in.step(vrrp.Shutdown{})
+			in.checks.Stop()
+			in.closeAll()
+			in.mu.Lock()
+			for _, q := range in.subs {
+				q.close()
+			}
+			in.subs = nil
+			in.mu.Unlock()
+			return
+		case ad := <-in.adverts:
+			in.step(ad)
+		case <-timer.C:
+			in.step(vrrp.Timeout{})
+		case ls, ok := <-in.links:
+			if !ok {
+				in.links = nil
+				continue
+			}
+			in.mu.Lock()
+			if ls.Up {
+				delete(in.linkDown, ls.Name)
+			} else {
+				in.linkDown[ls.Name] = ls.Detail
+			}
+			in.mu.Unlock()
+			fault, prio = in.health(fault, prio)
+		case <-in.wake:
+			fault, prio = in.health(fault, prio)
+		}
+	}
+}
+
+// health recomputes fault and effective priority from the tracked links
+// and the failing checks and tells the machine what changed.
+func (in *Instance) health(wasFault bool, wasPrio uint8) (bool, uint8) {
+	in.mu.Lock()
+	failing := make([]check.Update, 0, len(in.failing))
+	for _, u := range in.failing {
+		failing = append(failing, u)
+	}
+	var why []string
+	for name, detail := range in.linkDown {
+		why = append(why, fmt.Sprintf("interface %s %s", name, detail))
+	}
+	in.mu.Unlock()
+	sort.Slice(failing, func(i, j int) bool { return failing[i].Check < failing[j].Check })
+	prio, checkFault := check.Priority(in.base, failing)
+	for _, u := range failing {
+		if u.Weight == 0 {
+			why = append(why, fmt.Sprintf("check %s failing: %s", u.Check, u.Detail))
+		}
+	}
+	sort.Strings(why)
+	fault := checkFault || len(why) > 0
+	in.mu.Lock()
+	in.status.Fault = strings.Join(why, "; ")
+	in.mu.Unlock()
+	if fault != wasFault {
+		reason := "tracked interfaces and checks healthy again"
+		if fault {
+			reason = strings.Join(why, "; ")
+		}
+		in.step(vrrp.SetFault{Fault: fault, Reason: reason})
+	}
+	if prio != wasPrio {
+		var parts []string
+		for _, u := range failing {
+			parts = append(parts, fmt.Sprintf("%s %+d", u.Check, u.Weight))
+		}
+		reason := "all checks passing"
+		if len(parts) > 0 {
+			reason = "failing checks: " + strings.Join(parts, ", ")
+		}
+		in.step(vrrp.SetPriority{Priority: prio, Reason: reason})
+		in.log.Info("effective priority changed", zap.String(logging.KeyEvent, "priority"),
+			zap.Int("from", int(wasPrio)), zap.Int("to", int(prio)), zap.String(logging.KeyReason, reason))
+	}
+	return fault, prio
+}
+
+// step feeds one event to the machine and carries out its actions.
+func (in *Instance) step(ev vrrp.Event) {
+	now := in.now()
+	for _, a := range in.machine.Step(ev, now) {
+		in.do(a, now)
+	}
+	snap := in.machine.Snapshot()
+	in.mu.Lock()
+	in.status.State = snap.State.String()
+	in.status.EffectivePriority = int(snap.Priority)
+	in.status.MasterAddr = ""
+	if snap.MasterAddr.IsValid() {
+		in.status.MasterAddr = snap.MasterAddr.String()
+	}
+	in.status.MasterPriority = int(snap.MasterPriority)
+	in.status.AdvertInterval = snap.MasterInterval.String()
+	in.status.MasterDown = snap.MasterDown.String()
+	in.mu.Unlock()
+}
+
+func (in *Instance) do(a vrrp.Action, now time.Time) {
+	switch a := a.(type) {
+	case vrrp.SendAdvert:
+		in.sendAdvert(a.Priority)
+	case vrrp.AddVIPs:
+		for _, p := range in.cfg.VirtualIPs {
+			if err := in.link.AddAddr(p); err != nil {
+				in.log.Error("adding a virtual IP", zap.String("vip", p.String()), zap.Error(err))
+			}
+		}
+	case vrrp.RemoveVIPs:
+		for _, p := range in.cfg.VirtualIPs {
+			if err := in.link.DelAddr(p); err != nil {
+				in.log.Error("removing a virtual IP", zap.String("vip", p.String()), zap.Error(err))
+			}
+		}
+	case vrrp.SendGARP:
+		sent := 0
+		for range a.Count {
+			for _, ip := range in.addrs {
+				if err := in.link.GARP(ip); err != nil {
+					in.log.Warn("sending gratuitous ARP", zap.String("vip", ip.String()), zap.Error(err))
+					continue
+				}
+				sent++
+			}
+		}
+		in.mu.Lock()
+		in.status.GARPsSent += uint64(sent)
+		in.mu.Unlock()
+	case vrrp.Transition:
+		c := Change{Instance: in.cfg.Name, From: a.From, To: a.To, Reason: a.Reason, At: now}
+		in.log.Info("vrrp state change", zap.String(logging.KeyEvent, "transition"),
+			zap.String(logging.KeyFrom, a.From.String()), zap.String(logging.KeyTo, a.To.String()),
+			zap.String(logging.KeyReason, a.Reason))
+		in.mu.Lock()
+		in.status.LastTransition = &Transition{At: now, From: a.From.String(), To: a.To.String(), Reason: a.Reason}
+		in.status.Transitions++
+		for _, q := range in.subs {
+			q.push(c)
+		}
+		in.mu.Unlock()
+	}
+}
+
+func (in *Instance) sendAdvert(prio uint8) {
+	ad := vrrp.Advert{
+		Version:  in.cfg.Version,
+		VRID:     in.cfg.VRID,
+		Priority: prio,
+		Interval: in.cfg.AdvertInterval,
+		Addrs:    in.addrs,
+	}
+	if in.cfg.Version == 2 {
+		ad.AuthType = in.filter.AuthType
+		ad.AuthData = in.filter.AuthData()
+	}
+	sent := 0
+	for _, dst := range in.dsts {
+		b, err := ad.Marshal(in.cs, in.conn.Source(), dst)
+		if err == nil {
+			err = in.conn.Send(dst, b)
+		}
+		if err != nil {
+			in.log.Warn("sending an advert", zap.String("to", dst.String()), zap.Error(err))
+			continue
+		}
+		sent++
+	}
+	in.mu.Lock()
+	in.status.AdvertsSent += uint64(sent)
+	in.mu.Unlock()
+}
+
+// Status returns the instance's live view.
+func (in *Instance) Status() Status {
+	in.mu.Lock()
+	st := in.status
+	st.Invalid = make(map[string]uint64, len(in.status.Invalid))
+	for k, v := range in.status.Invalid {
+		st.Invalid[k] = v
+	}
+	for _, name := range in.cfg.TrackInterfaces {
+		t := Track{Name: name, Up: true}
+		if d, down := in.linkDown[name]; down {
+			t.Up, t.Detail = false, d
+		}
+		st.Tracks = append(st.Tracks, t)
+	}
+	in.mu.Unlock()
+	if in.checks != nil {
+		st.Checks = in.checks.Status()
+	}
+	return st
+}
