@@ -109,6 +109,13 @@ func startAgentEnv(t *testing.T, env []string, args ...string) *agentProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"agent"}, args...)...)
 	cmd.Env = append(append(os.Environ(), beHactl+"=1"), env...)
+	return startProc(t, cmd)
+}
+
+// startProc starts cmd with its output collected, and kills it when the
+// test ends if it is still running.
+func startProc(t *testing.T, cmd *exec.Cmd) *agentProc {
+	t.Helper()
 	p := &agentProc{cmd: cmd, logs: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.logs, p.logs
 	if err := cmd.Start(); err != nil {
