@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -70,6 +71,19 @@ func upLab(t *testing.T, opts Options) *Lab {
 		}
 	})
 	return l
+}
+
+// ownStatus is Status limited to the named labs: other packages' tests
+// build labs of their own at the same time, and Status sees them too.
+func ownStatus(root string, names ...string) ([]Info, error) {
+	infos, err := Status(root)
+	var own []Info
+	for _, in := range infos {
+		if slices.Contains(names, in.Name) {
+			own = append(own, in)
+		}
+	}
+	return own, err
 }
 
 // run executes argv in node and returns its output; it fails the test on error.
@@ -246,7 +260,7 @@ func TestLab(t *testing.T) {
 		if len(o.Nodes) != 4 || o.Switch != l.Switch {
 			t.Errorf("Open = %+v", o)
 		}
-		infos, err := Status(l.StateRoot)
+		infos, err := ownStatus(l.StateRoot, l.Name)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -284,7 +298,7 @@ func TestTwoLabs(t *testing.T) {
 	if got := run(t, a, "alpha", "cat", NodeClusterFile); !strings.Contains(got, a.Name) {
 		t.Errorf("lab %s lost its cluster file", a.Name)
 	}
-	infos, err := Status(root)
+	infos, err := ownStatus(root, a.Name, b.Name)
 	if err != nil || len(infos) != 1 || infos[0].Name != a.Name {
 		t.Errorf("Status after one Down = %+v, %v", infos, err)
 	}
@@ -423,7 +437,7 @@ func TestDownLeftoverNamespaces(t *testing.T) {
 	if _, err := Up(context.Background(), Options{Name: name, StateRoot: root}); !errors.Is(err, ErrExists) {
 		t.Errorf("Up over leftovers: %v, want ErrExists", err)
 	}
-	infos, err := Status(root)
+	infos, err := ownStatus(root, name)
 	if err != nil || len(infos) != 1 || infos[0].Described || len(infos[0].Nodes) != 1 || !infos[0].SwitchExists {
 		t.Errorf("Status of leftovers = %+v, %v", infos, err)
 	}
