@@ -58,8 +58,9 @@ type Instance struct {
 	link    *vrrpnet.Link // where the VIPs live and GARPs leave: the VMAC when configured
 	vmac    string
 	filter  vrrp.Filter
-	machine *vrrp.Machine // owned by the loop goroutine
-	dsts    []netip.Addr  // the group, or the unicast peers
+	machine *vrrp.Machine       // owned by the loop goroutine
+	dsts    []netip.Addr        // the group, or the unicast peers
+	owned   map[netip.Addr]bool // VIPs the owner (priority 255) had on the interface: never removed
 	cs      vrrp.Checksum
 	addrs   []netip.Addr
 
@@ -163,11 +164,18 @@ func (in *Instance) open(node string) error {
 		return err
 	}
 	// A crashed run (kill -9) leaves its VIPs behind; holding them while
-	// Backup would duplicate the address the new master announces.
+	// Backup would duplicate the address the new master announces. The
+	// address owner (priority 255) is the exception: the addresses are its
+	// own, configured on the interface, and never to be removed.
+	in.owned = map[netip.Addr]bool{}
 	for _, p := range v.VirtualIPs {
 		has, err := in.link.HasAddr(p.Addr())
 		if err != nil {
 			return err
+		}
+		if has && in.base == vrrp.PriorityOwner {
+			in.owned[p.Addr()] = true
+			continue
 		}
 		if has {
 			if err := in.link.DelAddr(p); err != nil {
@@ -454,6 +462,9 @@ func (in *Instance) do(a vrrp.Action, now time.Time) {
 		}
 	case vrrp.RemoveVIPs:
 		for _, p := range in.cfg.VirtualIPs {
+			if in.owned[p.Addr()] {
+				continue
+			}
 			if err := in.link.DelAddr(p); err != nil {
 				in.log.Error("removing a virtual IP", zap.String("vip", p.String()), zap.Error(err))
 			}
