@@ -66,7 +66,7 @@ mount namespace per node and a generated cluster file. Nothing touches the
 host's own network. Needs root.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageErrorf("unknown lab command %q (want up, exec, status or down)", args[0])
+				return usageErrorf("unknown lab command %q (want up, exec, status, isolate, rejoin or down)", args[0])
 			}
 			return nil
 		},
@@ -75,7 +75,8 @@ host's own network. Needs root.`,
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.name, "name", lab.DefaultName, "lab name: up to 8 characters of a-z, 0-9 and '-'")
 	pf.StringVar(&o.stateRoot, "state-root", lab.DefaultStateRoot, "directory holding the state of every lab")
-	cmd.AddCommand(newLabUpCmd(o), newLabExecCmd(o), newLabStatusCmd(o), newLabDownCmd(o))
+	cmd.AddCommand(newLabUpCmd(o), newLabExecCmd(o), newLabStatusCmd(o), newLabDownCmd(o),
+		newLabFaultCmd(o, true), newLabFaultCmd(o, false))
 	return cmd
 }
 
@@ -361,4 +362,58 @@ func newLabDownCmd(o *labFlags) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// newLabFaultCmd is "lab isolate" (cut) or "lab rejoin" (undo).
+func newLabFaultCmd(o *labFlags, cut bool) *cobra.Command {
+	var network string
+	use, short := "rejoin [--name N] [--network service|replication] NODE", "Reconnect a node that lab isolate cut off"
+	if cut {
+		use, short = "isolate [--name N] [--network service|replication] NODE",
+			"Cut a node off a network silently, as a dead switch port would (its carrier stays up)"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  exactArgs(1, "a NODE"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			if network != "service" && network != "replication" {
+				return usageErrorf("--network %q: want service or replication", network)
+			}
+			if err := requireLabRoot(); err != nil {
+				return err
+			}
+			l, err := lab.Open(o.name, o.stateRoot)
+			if err != nil {
+				return labNotFound(err, o)
+			}
+			node := args[0]
+			if _, ok := l.Node(node); !ok {
+				var names []string
+				for _, n := range l.Nodes {
+					names = append(names, n.Name)
+				}
+				return usageErrorf("lab %s has no node %q (nodes: %s)", l.Name, node, strings.Join(names, ", "))
+			}
+			if cut {
+				err = l.Isolate(node, network)
+			} else {
+				err = l.Rejoin(node, network)
+			}
+			if err != nil {
+				return err
+			}
+			verb := "rejoined"
+			if cut {
+				verb = "isolated from"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s the %s network\n", node, verb, network)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&network, "network", "service", "which network: service (eth0) or replication (eth1)")
+	return cmd
 }
