@@ -449,7 +449,9 @@ func (c *capture) Output() string { return c.out.String() }
 func (v *vrrpLab) capture(filter string) *capture {
 	v.t.Helper()
 	c := &capture{}
-	cmd := v.l.Command("client", "tcpdump", "-l", "-n", "-e", "-tt", "-i", "eth0", filter)
+	// Immediate mode: each packet is printed as it arrives, not when a
+	// capture buffer block fills or times out.
+	cmd := v.l.Command("client", "tcpdump", "--immediate-mode", "-l", "-n", "-e", "-tt", "-i", "eth0", filter)
 	var errOut syncBuffer
 	cmd.Stdout, cmd.Stderr = &c.out, &errOut
 	if err := cmd.Start(); err != nil {
