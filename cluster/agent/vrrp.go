@@ -184,7 +184,7 @@ func fillVRRP(vs *api.VRRPStatus, r runner.Status) {
 	}
 	vs.Tracks = nil
 	for _, t := range r.Tracks {
-		vs.Tracks = append(vs.Tracks, api.TrackStatus{Name: t.Name, Up: t.Up, Detail: t.Detail})
+		vs.Tracks = append(vs.Tracks, api.TrackStatus{Name: t.Name, Weight: t.Weight, Up: t.Up, Detail: t.Detail})
 	}
 	byName := map[string]int{}
 	for i, c := range vs.Checks {

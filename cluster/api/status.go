@@ -94,6 +94,7 @@ type InvalidAdvert struct {
 // TrackStatus is a tracked interface.
 type TrackStatus struct {
 	Name   string `json:"name"`
+	Weight int    `json:"weight"` // 0: the instance is in fault while the interface is down
 	Up     bool   `json:"up"`
 	Detail string `json:"detail,omitempty"`
 }

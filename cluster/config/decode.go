@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
 	"github.com/zclconf/go-cty/cty"
 )
 
@@ -57,7 +58,7 @@ type rawVRRP struct {
 	Preempt         value[bool]
 	PreemptDelay    value[time.Duration]
 	VirtualIPs      list[netip.Prefix]
-	TrackInterfaces list[string]
+	TrackInterfaces list[TrackInterface]
 	UnicastPeers    list[netip.Addr]
 	UnicastSource   dict[netip.Addr]
 	AuthPass        value[string]
@@ -319,6 +320,34 @@ const (
 	maxAuthPass     = 8                  // v2 PASS field
 )
 
+// trackAttr decodes track_interface: a list of interfaces, each of which
+// puts the instance in FAULT while it is down, or a map of interface to
+// weight (added to the priority while it is down; 0 = FAULT).
+func trackAttr(b *body) list[TrackInterface] {
+	const name = "track_interface"
+	if expr, _ := b.expr(name); expr != nil {
+		if _, isMap := expr.(*hclsyntax.ObjectConsExpr); isMap {
+			m := mapAttr(b, name, asInt(-254, 254))
+			out := list[TrackInterface]{Set: m.Set, Bad: m.Bad, Range: m.Range}
+			for _, e := range m.Entries {
+				ifname, ok := asInterface(valueCtx{b.d, name, e.KeyRange}, cty.StringVal(e.Key))
+				if !ok {
+					out.Bad = true
+					continue
+				}
+				out.Items = append(out.Items, item[TrackInterface]{V: TrackInterface{Name: ifname, Weight: e.V}, Range: e.KeyRange})
+			}
+			return out
+		}
+	}
+	l := listAttr(b, name, asInterface)
+	out := list[TrackInterface]{Set: l.Set, Bad: l.Bad, Range: l.Range}
+	for _, it := range l.Items {
+		out.Items = append(out.Items, item[TrackInterface]{V: TrackInterface{Name: it.V}, Range: it.Range})
+	}
+	return out
+}
+
 func decodeVRRP(d *decoder, lb label, b *body) *rawVRRP {
 	v := &rawVRRP{
 		label:           lb,
@@ -330,7 +359,7 @@ func decodeVRRP(d *decoder, lb label, b *body) *rawVRRP {
 		Preempt:         attr(b, "preempt", asBool),
 		PreemptDelay:    attr(b, "preempt_delay", asDuration(false)),
 		VirtualIPs:      listAttr(b, "virtual_ips", asVIP),
-		TrackInterfaces: listAttr(b, "track_interface", asInterface),
+		TrackInterfaces: trackAttr(b),
 		UnicastPeers:    listAttr(b, "unicast_peers", asIPv4),
 		UnicastSource:   mapAttr(b, "unicast_source", asIPv4),
 		AuthPass:        attr(b, "auth_pass", asString),

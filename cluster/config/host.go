@@ -169,9 +169,9 @@ func checkInterfaces(d *decoder, h host, r *rawVRRP, node string) {
 		}
 	}
 	for _, it := range r.TrackInterfaces.Items {
-		if _, ok, err := h.InterfaceAddrs(it.V); err == nil && !ok {
-			d.warnf(it.Range, fmt.Sprintf("No interface %q on this machine", it.V),
-				"vrrp %q tracks %q, but node %q has no such interface; the instance would stay in FAULT. Fix the name or remove it from track_interface.", r.Name, it.V, node)
+		if _, ok, err := h.InterfaceAddrs(it.V.Name); err == nil && !ok {
+			d.warnf(it.Range, fmt.Sprintf("No interface %q on this machine", it.V.Name),
+				"vrrp %q tracks %q, but node %q has no such interface; it would count as down. Fix the name or remove it from track_interface.", r.Name, it.V.Name, node)
 		}
 	}
 }

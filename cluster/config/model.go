@@ -55,8 +55,9 @@ type VRRPInstance struct {
 	Preempt      bool
 	PreemptDelay time.Duration
 	VirtualIPs   []netip.Prefix // address plus the interface's subnet
-	// TrackInterfaces puts the instance in FAULT while any is down.
-	TrackInterfaces []string
+	// TrackInterfaces are watched for carrier and admin state; see
+	// TrackInterface.
+	TrackInterfaces []TrackInterface
 	UnicastPeers    []netip.Addr // empty: multicast to 224.0.0.18
 	// UnicastSource is each node's source address for unicast adverts (the
 	// file is the same on every node, so one address cannot serve them
@@ -72,6 +73,15 @@ type VRRPInstance struct {
 	GARPRefresh     time.Duration // periodic refresh while Master (0 = off)
 	VMAC            bool          // use a macvlan with 00:00:5e:00:01:VRID
 	Checks          []Check
+}
+
+// TrackInterface is an interface a VRRP instance watches.
+type TrackInterface struct {
+	Name string
+	// Weight is added to the priority while the interface is down (no
+	// carrier or administratively down); 0 puts the instance in FAULT
+	// instead, as for checks.
+	Weight int
 }
 
 // CheckKind says which probe a Check runs.

@@ -140,6 +140,16 @@ volume "data" {`}}, []string{"Duplicate virtual router ID"}},
 		{"vip outside subnet", []edit{{`["192.0.2.100/24"]`, `["192.0.2.100/24", "198.51.100.100/24"]`}}, []string{"Virtual IP outside the interface's subnet"}},
 		{"vip prefix length", []edit{{`["192.0.2.100/24"]`, `["192.0.2.100/24", "192.0.2.101/16"]`}}, []string{"Inconsistent prefix length"}},
 		{"vip host route", []edit{{`["192.0.2.100/24"]`, `["192.0.2.100/24", "203.0.113.7/32"]`}}, nil},
+		{"track list", []edit{{`virtual_ips       = ["192.0.2.100/24"]`, `virtual_ips       = ["192.0.2.100/24"]
+  track_interface   = ["eth0", "eth1"]`}}, nil},
+		{"track weights", []edit{{`virtual_ips       = ["192.0.2.100/24"]`, `virtual_ips       = ["192.0.2.100/24"]
+  track_interface   = { eth0 = 0, eth1 = -30 }`}}, nil},
+		{"track bad name in map", []edit{{`virtual_ips       = ["192.0.2.100/24"]`, `virtual_ips       = ["192.0.2.100/24"]
+  track_interface   = { "eth/1" = -30 }`}}, []string{"Invalid interface name"}},
+		{"track weight out of range", []edit{{`virtual_ips       = ["192.0.2.100/24"]`, `virtual_ips       = ["192.0.2.100/24"]
+  track_interface   = { eth1 = -300 }`}}, []string{"Value out of range"}},
+		{"track not a string", []edit{{`virtual_ips       = ["192.0.2.100/24"]`, `virtual_ips       = ["192.0.2.100/24"]
+  track_interface   = "eth1"`}}, []string{"Incorrect attribute value type"}},
 		{"priority 0", []edit{{"alpha = 100", "alpha = 0"}}, []string{"Value out of range"}},
 		{"priority 256", []edit{{"alpha = 100", "alpha = 256"}}, []string{"Value out of range"}},
 		{"priority 255", []edit{{"alpha = 100", "alpha = 255"}}, nil},
@@ -284,5 +294,29 @@ func TestAsNode(t *testing.T) {
 	}
 	if c, diags := Parse([]byte(baseFile), "node.hcl", Options{Node: "bravo"}); c == nil || len(diags) != 0 {
 		t.Errorf("as bravo: %v", diags)
+	}
+}
+
+// TestTrackInterfaceForms: the list form tracks with weight 0 (FAULT), the
+// map form carries each interface's weight into the model.
+func TestTrackInterfaceForms(t *testing.T) {
+	for _, tc := range []struct {
+		attr string
+		want []TrackInterface
+	}{
+		{`track_interface = ["eth0", "eth1"]`, []TrackInterface{{Name: "eth0"}, {Name: "eth1"}}},
+		{`track_interface = { eth0 = 0, eth1 = -30 }`, []TrackInterface{{Name: "eth0"}, {Name: "eth1", Weight: -30}}},
+		{``, nil},
+	} {
+		src := applyEdits(t, baseFile, []edit{{`virtual_ips       = ["192.0.2.100/24"]`, `virtual_ips       = ["192.0.2.100/24"]
+  ` + tc.attr}})
+		c, diags := Parse([]byte(src), "t.hcl", Options{})
+		if diags.HasErrors() {
+			t.Fatalf("%s: %s", tc.attr, diags.Error())
+		}
+		v, _ := c.VRRPInstance("VI_1")
+		if !slices.Equal(v.TrackInterfaces, tc.want) {
+			t.Errorf("%s: TrackInterfaces = %+v, want %+v", tc.attr, v.TrackInterfaces, tc.want)
+		}
 	}
 }

@@ -169,7 +169,11 @@ func vrrpDetails(v api.VRRPStatus, now time.Time) []string {
 	}
 	for _, t := range v.Tracks {
 		if !t.Up {
-			out = append(out, fmt.Sprintf("%s: interface %s down: %s", v.Name, t.Name, t.Detail))
+			effect := "fault"
+			if t.Weight != 0 {
+				effect = fmt.Sprintf("weight %d", t.Weight)
+			}
+			out = append(out, fmt.Sprintf("%s: tracked interface %s down (%s): %s", v.Name, t.Name, effect, t.Detail))
 		}
 	}
 	for _, c := range v.Checks {

@@ -146,6 +146,56 @@ func TestVRRPTrackingAndChecks(t *testing.T) {
 	v.waitHolder(vip, "alpha")
 }
 
+// TestVRRPTrackWeight: a tracked interface with a weight lowers the
+// priority while it is down instead of faulting, and the peer preempts.
+func TestVRRPTrackWeight(t *testing.T) {
+	v := newVRRPLab(t)
+	v.configure(v3fast(map[string]int{"alpha": 100, "bravo": 90}, `  track_interface = { eth1 = -20 }`))
+	v.agent("alpha")
+	v.agent("bravo")
+	v.waitState("alpha", "master")
+	v.waitState("bravo", "backup")
+
+	if err := v.l.SetCable("alpha", "replication", false); err != nil {
+		t.Fatal(err)
+	}
+	v.waitState("bravo", "master")
+	a := v.waitState("alpha", "backup")
+	if a.EffectivePriority != 80 || a.Fault != "" {
+		t.Errorf("alpha with eth1 down: effective priority %d, fault %q; want 80 and none", a.EffectivePriority, a.Fault)
+	}
+	if len(a.Tracks) != 1 || a.Tracks[0].Up || a.Tracks[0].Weight != -20 {
+		t.Errorf("alpha's tracked interfaces = %+v, want eth1 down with weight -20", a.Tracks)
+	}
+	v.waitHolder(vip, "bravo")
+	if err := v.l.SetCable("alpha", "replication", true); err != nil {
+		t.Fatal(err)
+	}
+	v.waitState("alpha", "master")
+	v.waitHolder(vip, "alpha")
+}
+
+// TestVRRPPlainChecksum: two hactl nodes in RFC 9568 checksum mode (no
+// pseudo-header) elect and fail over like in keepalived's default mode.
+// keepalived 2.2.7 cannot be the peer here: its v3_checksum_as_v2 arrived
+// in 2.2.8.
+func TestVRRPPlainChecksum(t *testing.T) {
+	v := newVRRPLab(t)
+	v.configure(v3fast(map[string]int{"alpha": 100, "bravo": 90}, `  v3_checksum_pseudo_header = false`))
+	alpha := v.agent("alpha")
+	v.agent("bravo")
+	v.waitState("alpha", "master")
+	b := v.waitState("bravo", "backup")
+	if b.Counters == nil || b.Counters.AdvertsReceived == 0 || len(b.Counters.Invalid) != 0 {
+		t.Errorf("bravo's counters in plain checksum mode: %+v", b.Counters)
+	}
+	if err := alpha.term(t); err != nil {
+		t.Errorf("alpha exit: %v", err)
+	}
+	v.waitState("bravo", "master")
+	v.waitHolder(vip, "bravo")
+}
+
 // TestVRRPGratuitousARP: on takeover the client sees garp_count GARPs per
 // VIP at once and as many again after garp_repeat_delay, in keepalived's
 // format, and its neighbour entry follows.

@@ -125,7 +125,11 @@ func Start(opts Options) (*Instance, error) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	in.cancel = cancel
-	links, err := vrrpnet.WatchLinks(ctx, v.TrackInterfaces)
+	names := make([]string, len(v.TrackInterfaces))
+	for i, t := range v.TrackInterfaces {
+		names[i] = t.Name
+	}
+	links, err := vrrpnet.WatchLinks(ctx, names)
 	if err != nil {
 		cancel()
 		in.closeAll()
@@ -386,48 +390,68 @@ func (in *Instance) loop(ctx context.Context) {
 // and the failing checks and tells the machine what changed.
 func (in *Instance) health(wasFault bool, wasPrio uint8) (bool, uint8) {
 	in.mu.Lock()
-	failing := make([]check.Update, 0, len(in.failing))
+	checks := make([]check.Update, 0, len(in.failing))
 	for _, u := range in.failing {
-		failing = append(failing, u)
+		checks = append(checks, u)
 	}
-	var why []string
-	for name, detail := range in.linkDown {
-		why = append(why, fmt.Sprintf("interface %s %s", name, detail))
-	}
+	h := assess(in.base, in.cfg.TrackInterfaces, in.linkDown, checks)
+	in.status.Fault = strings.Join(h.faults, "; ")
 	in.mu.Unlock()
-	sort.Slice(failing, func(i, j int) bool { return failing[i].Check < failing[j].Check })
-	prio, checkFault := check.Priority(in.base, failing)
-	for _, u := range failing {
-		if u.Weight == 0 {
-			why = append(why, fmt.Sprintf("check %s failing: %s", u.Check, u.Detail))
-		}
-	}
-	sort.Strings(why)
-	fault := checkFault || len(why) > 0
-	in.mu.Lock()
-	in.status.Fault = strings.Join(why, "; ")
-	in.mu.Unlock()
+
+	fault := len(h.faults) > 0
 	if fault != wasFault {
 		reason := "tracked interfaces and checks healthy again"
 		if fault {
-			reason = strings.Join(why, "; ")
+			reason = strings.Join(h.faults, "; ")
 		}
 		in.step(vrrp.SetFault{Fault: fault, Reason: reason})
 	}
-	if prio != wasPrio {
-		var parts []string
-		for _, u := range failing {
-			parts = append(parts, fmt.Sprintf("%s %+d", u.Check, u.Weight))
-		}
-		reason := "all checks passing"
-		if len(parts) > 0 {
-			reason = "failing checks: " + strings.Join(parts, ", ")
-		}
-		in.step(vrrp.SetPriority{Priority: prio, Reason: reason})
+	if h.prio != wasPrio {
+		in.step(vrrp.SetPriority{Priority: h.prio, Reason: h.reason})
 		in.log.Info("effective priority changed", zap.String(logging.KeyEvent, "priority"),
-			zap.Int("from", int(wasPrio)), zap.Int("to", int(prio)), zap.String(logging.KeyReason, reason))
+			zap.Int("from", int(wasPrio)), zap.Int("to", int(h.prio)), zap.String(logging.KeyReason, h.reason))
 	}
-	return fault, prio
+	return fault, h.prio
+}
+
+// assessment is what tracked interfaces and checks say about an instance.
+type assessment struct {
+	prio   uint8    // effective priority
+	reason string   // why prio is what it is
+	faults []string // why the instance must be in fault; empty: it need not
+}
+
+// assess combines the base priority, the tracked interfaces that are down
+// (name → why) and the failing checks. A down interface with a weight
+// counts like a failing check with that weight; one with weight 0, like a
+// failing check with weight 0, puts the instance in fault.
+func assess(base uint8, tracks []config.TrackInterface, down map[string]string, checks []check.Update) assessment {
+	failing := append([]check.Update(nil), checks...)
+	for _, t := range tracks {
+		if detail, isDown := down[t.Name]; isDown {
+			failing = append(failing, check.Update{Check: "interface " + t.Name, Failing: true, Weight: t.Weight, Detail: detail})
+		}
+	}
+	sort.Slice(failing, func(i, j int) bool { return failing[i].Check < failing[j].Check })
+	var a assessment
+	a.prio, _ = check.Priority(base, failing)
+	var weighted []string
+	for _, u := range failing {
+		name := u.Check
+		if !strings.HasPrefix(name, "interface ") {
+			name = "check " + name
+		}
+		if u.Weight == 0 {
+			a.faults = append(a.faults, fmt.Sprintf("%s: %s", name, u.Detail))
+		} else {
+			weighted = append(weighted, fmt.Sprintf("%s %+d", name, u.Weight))
+		}
+	}
+	a.reason = "nothing tracked is down or failing"
+	if len(weighted) > 0 {
+		a.reason = "down or failing: " + strings.Join(weighted, ", ")
+	}
+	return a
 }
 
 // step feeds one event to the machine and carries out its actions.
@@ -535,9 +559,9 @@ func (in *Instance) Status() Status {
 	for k, v := range in.status.Invalid {
 		st.Invalid[k] = v
 	}
-	for _, name := range in.cfg.TrackInterfaces {
-		t := Track{Name: name, Up: true}
-		if d, down := in.linkDown[name]; down {
+	for _, ti := range in.cfg.TrackInterfaces {
+		t := Track{Name: ti.Name, Weight: ti.Weight, Up: true}
+		if d, down := in.linkDown[ti.Name]; down {
 			t.Up, t.Detail = false, d
 		}
 		st.Tracks = append(st.Tracks, t)

@@ -49,6 +49,7 @@ type Invalid struct {
 // Track is a tracked interface.
 type Track struct {
 	Name   string
+	Weight int // 0: fault while down
 	Up     bool
 	Detail string
 }
