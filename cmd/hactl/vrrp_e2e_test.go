@@ -196,6 +196,46 @@ func TestVRRPPlainChecksum(t *testing.T) {
 	v.waitHolder(vip, "bravo")
 }
 
+// TestVRRPVMAC: with vmac the VIP answers from 00:00:5e:00:01:VRID on
+// whichever node is master, so the client's neighbour entry never changes.
+func TestVRRPVMAC(t *testing.T) {
+	v := newVRRPLab(t)
+	v.configure(v3fast(map[string]int{"alpha": 100, "bravo": 90}, `  vmac = true`))
+	alpha := v.agent("alpha")
+	v.agent("bravo")
+	v.waitState("alpha", "master")
+	v.waitState("bravo", "backup")
+	const vmac = "00:00:5e:00:01:33" // VRID 51
+	for range 3 {
+		if !v.pingOnce(vip) {
+			t.Fatal("the client cannot ping the VIP")
+		}
+		if got := v.clientNeighbour(vip); got != vmac {
+			t.Fatalf("client's neighbour entry for the VIP = %s, want the VMAC %s", got, vmac)
+		}
+	}
+	if err := v.l.Isolate("alpha", "service"); err != nil {
+		t.Fatal(err)
+	}
+	v.waitState("bravo", "master")
+	v.eventually("the VIP to answer from bravo's VMAC", func() bool { return v.pingOnce(vip) })
+	if got := v.clientNeighbour(vip); got != vmac {
+		t.Errorf("after failover the client's neighbour entry = %s, want the VMAC %s", got, vmac)
+	}
+	// A stopped instance removes its VMAC and puts arp_ignore back.
+	if err := alpha.term(t); err != nil {
+		t.Errorf("alpha exit: %v", err)
+	}
+	if out := v.run("alpha", "ip", "-br", "link"); strings.Contains(out, "vrrp.51") {
+		t.Errorf("alpha kept its VMAC interface:\n%s", out)
+	}
+	for _, key := range []string{"arp_ignore", "arp_announce"} {
+		if got := strings.TrimSpace(v.run("alpha", "cat", "/proc/sys/net/ipv4/conf/eth0/"+key)); got != "0" {
+			t.Errorf("alpha's eth0 %s = %s after stop, want 0 again", key, got)
+		}
+	}
+}
+
 // TestVRRPGratuitousARP: on takeover the client sees garp_count GARPs per
 // VIP at once and as many again after garp_repeat_delay, in keepalived's
 // format, and its neighbour entry follows.

@@ -54,15 +54,17 @@ type Instance struct {
 	now  func() time.Time
 	base uint8
 
-	conn    *vrrpnet.Conn
-	link    *vrrpnet.Link // where the VIPs live and GARPs leave: the VMAC when configured
-	vmac    string
-	filter  vrrp.Filter
-	machine *vrrp.Machine       // owned by the loop goroutine
-	dsts    []netip.Addr        // the group, or the unicast peers
-	owned   map[netip.Addr]bool // VIPs the owner (priority 255) had on the interface: never removed
-	cs      vrrp.Checksum
-	addrs   []netip.Addr
+	conn *vrrpnet.Conn
+	link *vrrpnet.Link // where the VIPs live and GARPs leave: the VMAC when configured
+	vmac string
+	// restoreSysctls are the parent's settings before the VMAC changed them.
+	restoreSysctls map[string]int
+	filter         vrrp.Filter
+	machine        *vrrp.Machine       // owned by the loop goroutine
+	dsts           []netip.Addr        // the group, or the unicast peers
+	owned          map[netip.Addr]bool // VIPs the owner (priority 255) had on the interface: never removed
+	cs             vrrp.Checksum
+	addrs          []netip.Addr
 
 	adverts chan vrrp.AdvertReceived
 	wake    chan struct{} // a check or link changed; coalesced
@@ -163,6 +165,16 @@ func (in *Instance) open(node string) error {
 			return err
 		}
 		vipIf = in.vmac
+		// Only the VMAC may speak ARP for the VIPs, or clients learn the
+		// parent's MAC (see vrrpnet.VMACSysctls).
+		in.restoreSysctls = map[string]int{}
+		for key, val := range vrrpnet.VMACSysctls {
+			old, err := vrrpnet.SetSysctl(v.Interface, key, val)
+			if err != nil {
+				return err
+			}
+			in.restoreSysctls[key] = old
+		}
 	}
 	if in.link, err = vrrpnet.OpenLink(vipIf); err != nil {
 		return err
@@ -237,6 +249,14 @@ func (in *Instance) closeAll() {
 	if in.vmac != "" {
 		if err := vrrpnet.RemoveVMAC(in.cfg.Interface, in.cfg.VRID); err != nil {
 			in.log.Warn("removing the VMAC interface", zap.Error(err))
+		}
+		// The last VMAC on the parent puts the parent's settings back.
+		if left, err := vrrpnet.VMACsOn(in.cfg.Interface); err == nil && !left {
+			for key, old := range in.restoreSysctls {
+				if _, err := vrrpnet.SetSysctl(in.cfg.Interface, key, old); err != nil {
+					in.log.Warn("restoring a sysctl of the VMAC's parent", zap.String("sysctl", key), zap.Error(err))
+				}
+			}
 		}
 	}
 }
