@@ -31,6 +31,12 @@ func interopCases() []interopCase {
 			hactl: vrrpConf{Version: 3, Interval: "100ms"},
 			ka:    keepalivedConf{Version: 3, Interval: "0.1"},
 		},
+		{
+			// The v3 pseudo-header carries the unicast destination.
+			name:  "v3-unicast",
+			hactl: vrrpConf{Version: 3, Interval: "100ms", Extra: `  unicast_peers = ["192.0.2.11", "192.0.2.12"]`},
+			ka:    keepalivedConf{Version: 3, Interval: "0.1", Unicast: []string{"192.0.2.11"}, Source: "192.0.2.12"},
+		},
 	}
 }
 
