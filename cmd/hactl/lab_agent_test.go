@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"os"
@@ -20,34 +17,7 @@ import (
 // TestAgentInLabNode runs the agent as a real process inside a lab node,
 // where it must find itself by address, and talks to it from inside.
 func TestAgentInLabNode(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping: builds a lab in network namespaces; not run with -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("skipping: needs root (the lab creates network namespaces)")
-	}
-	for _, tool := range []string{"ip", "nsenter"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("skipping: needs %s", tool)
-		}
-	}
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	name := "a" + hex.EncodeToString(b)
-	root := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	l, err := lab.Up(ctx, lab.Options{Name: name, Nodes: 2, Witness: true, DiskSize: 16 << 20, StateRoot: root})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer dcancel()
-		if err := lab.Down(dctx, name, root); err != nil {
-			t.Errorf("lab down: %v", err)
-		}
-	})
+	l := newLab(t, lab.Options{Nodes: 2, Witness: true})
 
 	// hactl in a node: this test binary, told to act as hactl.
 	inNode := func(node string, args ...string) *exec.Cmd {
@@ -99,7 +69,7 @@ func TestAgentInLabNode(t *testing.T) {
 	var errOut bytes.Buffer
 	c := inNode("bravo", "status")
 	c.Stderr = &errOut
-	err = c.Run()
+	err := c.Run()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != exitNoAgent || !strings.Contains(errOut.String(), "not running on this node") {
 		t.Errorf("status in bravo: %v, %q; want exit %d", err, errOut.String(), exitNoAgent)

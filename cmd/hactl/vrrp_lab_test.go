@@ -56,29 +56,38 @@ type vrrpLab struct {
 	procs []*node // started in the nodes, to notice one dying early
 }
 
-// newVRRPLab brings up a lab (alpha, bravo, client) that is torn down when
-// the test ends, whatever happens.
-func newVRRPLab(t *testing.T, tools ...string) *vrrpLab {
+// newLab brings up a lab with a unique name under a private state root,
+// torn down when the test ends, whatever happens.
+func newLab(t *testing.T, opts lab.Options, tools ...string) *lab.Lab {
 	t.Helper()
 	requireLab(t, tools...)
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
-	name := "v" + hex.EncodeToString(b)
-	root := t.TempDir()
+	opts.Name = "t" + hex.EncodeToString(b)
+	opts.StateRoot = t.TempDir()
+	if opts.DiskSize == 0 {
+		opts.DiskSize = 16 << 20
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	l, err := lab.Up(ctx, lab.Options{Name: name, Nodes: 2, DiskSize: 16 << 20, StateRoot: root})
+	l, err := lab.Up(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer dcancel()
-		if err := lab.Down(dctx, name, root); err != nil {
+		if err := lab.Down(dctx, opts.Name, opts.StateRoot); err != nil {
 			t.Errorf("lab down: %v", err)
 		}
 	})
-	return &vrrpLab{t: t, l: l}
+	return l
+}
+
+// newVRRPLab brings up a lab with alpha, bravo and the client.
+func newVRRPLab(t *testing.T, tools ...string) *vrrpLab {
+	t.Helper()
+	return &vrrpLab{t: t, l: newLab(t, lab.Options{Nodes: 2}, tools...)}
 }
 
 // vrrpConf is the vrrp block the tests vary; the rest of the cluster file
