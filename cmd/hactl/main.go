@@ -76,6 +76,7 @@ and the other subcommands talk to the local agent.`,
 		newStandbyCmd(g),
 		newValidateCmd(g),
 		newLabCmd(g),
+		newVolumeCmd(g),
 		newVersionCmd(),
 	)
 	return root
