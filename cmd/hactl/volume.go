@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"os"
 	"strings"
 
@@ -57,6 +58,15 @@ the volume, never on a disk with data on it.`,
 				return err
 			}
 			defer closeAll()
+			// A disk that has no metadata yet but a filesystem would lose the
+			// filesystem's end. (Existing metadata is Create's to report.)
+			if _, err := meta.Open(dev); dev.Internal && !force && errors.Is(err, meta.ErrNoMetadata) {
+				if fs := filesystemOn(dev.Device); fs != "" {
+					return fmt.Errorf("volume %s on %s: %s holds a %s filesystem; internal metadata would overwrite its end. "+
+						"Create the metadata before the filesystem (then mkfs on the attached volume), use an external meta file, or --force to destroy it",
+						d.volume.Name, d.node, d.disk, fs)
+				}
+			}
 			m, err := meta.Create(dev, meta.CreateOptions{
 				NodeID:     nodeID(d.node),
 				NodeName:   d.node,
@@ -188,4 +198,28 @@ func nodeID(name string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(name))
 	return h.Sum32()
+}
+
+// filesystemOn names the filesystem whose superblock is at the start of
+// dev, or "" when it recognises none. It knows the common Linux ones.
+func filesystemOn(dev io.ReaderAt) string {
+	buf := make([]byte, 65536+72)
+	n, _ := dev.ReadAt(buf, 0)
+	buf = buf[:n]
+	has := func(off int, magic string) bool {
+		return len(buf) >= off+len(magic) && string(buf[off:off+len(magic)]) == magic
+	}
+	switch {
+	case has(1080, "\x53\xef"):
+		return "ext2/3/4"
+	case has(0, "XFSB"):
+		return "xfs"
+	case has(65600, "_BHRfS_M"):
+		return "btrfs"
+	case has(4086, "SWAPSPACE2"):
+		return "swap"
+	case has(512, "LABELONE"):
+		return "LVM physical volume"
+	}
+	return ""
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -95,6 +96,16 @@ func TestVolumeMetadataCommands(t *testing.T) {
 	}
 	if code, _, stderr := hactl("dump-md", "logs", "--node", "alpha"); code != exitOK {
 		t.Errorf("dump-md with external metadata: exit %d %q", code, stderr)
+	}
+
+	// A disk with a filesystem on it is not overwritten by internal metadata.
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", filepath.Join(dir, "alpha.img")).CombinedOutput(); err != nil {
+		t.Logf("skipping the filesystem check: mkfs.ext4: %v %s", err, out)
+	} else {
+		code, _, stderr := hactl("create-md", "data", "--node", "alpha")
+		if code != exitFailure || !strings.Contains(stderr, "ext2/3/4 filesystem") {
+			t.Errorf("create-md over ext4: exit %d %q; want a refusal naming the filesystem", code, stderr)
+		}
 	}
 
 	// Mistakes name what is wrong.
