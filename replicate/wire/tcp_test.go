@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hactl/hactl/internal/netnstest"
 )
 
 // tcpLink sets up a link over TCP on testAddr, client dialing the
@@ -47,7 +49,7 @@ func mustTCPLink(t *testing.T, client, server Config) (*Link, *Link) {
 // every size in order, with their acks coming back on the meta connection
 // between pings in both directions.
 func TestTCPLink(t *testing.T) {
-	requireNetns(t)
+	netnstest.Require(t)
 	a, b := mustTCPLink(t, testConfig("a"), testConfig("b"))
 	for _, c := range []*Conn{a.Data, a.Meta, b.Data, b.Meta} {
 		if addr, ok := c.RemoteAddr().(*net.TCPAddr); !ok || addr.IP.String() != testAddr {
@@ -213,7 +215,7 @@ func TestTCPLink(t *testing.T) {
 // TestTCPPingTimeout: a peer that stops reading its meta connection is
 // found by the pinger. Only the outcome is checked, not when.
 func TestTCPPingTimeout(t *testing.T) {
-	requireNetns(t)
+	netnstest.Require(t)
 	a, b := mustTCPLink(t, testConfig("a"), testConfig("b"))
 	const answered = 20
 	// B answers 20 pings, then reads nothing more.
@@ -256,7 +258,7 @@ func TestTCPPingTimeout(t *testing.T) {
 // TestTCPWrongSecret: over real sockets too, a wrong secret is refused on
 // both sides.
 func TestTCPWrongSecret(t *testing.T) {
-	requireNetns(t)
+	netnstest.Require(t)
 	client := testConfig("a")
 	client.Secret = []byte("not the cluster secret")
 	c, s := tcpLink(t, client, testConfig("b"))
@@ -267,9 +269,7 @@ func TestTCPWrongSecret(t *testing.T) {
 
 // BenchmarkTCPData streams 1 MiB writes over a link on loopback.
 func BenchmarkTCPData(b *testing.B) {
-	if netnsErr != nil {
-		b.Skipf("skipping: %v", netnsErr)
-	}
+	netnstest.Require(b)
 	l, err := Listen(net.JoinHostPort(testAddr, "0"), testConfig("b"))
 	if err != nil {
 		b.Fatal(err)

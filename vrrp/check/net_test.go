@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hactl/hactl/cluster/config"
+	"github.com/hactl/hactl/internal/netnstest"
 )
 
 // listenTCP listens on a free port of testAddr.
@@ -122,7 +123,7 @@ func runProbe(p probe, timeout time.Duration) (ok bool, detail string, ctxErr er
 }
 
 func TestTCPProbe(t *testing.T) {
-	requireNetns(t)
+	netnstest.Require(t)
 	ln := serveTCP(t, net.JoinHostPort(testAddr, "0"))
 	if ok, detail, _ := runProbe(tcpProbe(ln.Addr().String()), 10*time.Second); !ok || detail != "connected to "+ln.Addr().String() {
 		t.Errorf("listening port: ok=%v %q", ok, detail)
@@ -134,7 +135,7 @@ func TestTCPProbe(t *testing.T) {
 }
 
 func TestHTTPProbe(t *testing.T) {
-	requireNetns(t)
+	netnstest.Require(t)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/ok", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet {
@@ -185,7 +186,7 @@ func TestHTTPProbe(t *testing.T) {
 }
 
 func TestDNSProbe(t *testing.T) {
-	requireNetns(t)
+	netnstest.Require(t)
 	server := startDNS(t, func(name string, q []byte) [][]byte {
 		switch strings.ToLower(name) {
 		case "ok.test.":
@@ -253,7 +254,7 @@ func TestDNSProbe(t *testing.T) {
 // breaks each service and repairs it, and expects exactly one Update per
 // change and check.
 func TestRunnerNetworkKinds(t *testing.T) {
-	requireNetns(t)
+	netnstest.Require(t)
 	var httpStatus atomic.Int32
 	httpStatus.Store(http.StatusOK)
 	web := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -343,7 +344,7 @@ func TestRunnerNetworkKinds(t *testing.T) {
 // server never answers and a DNS probe whose server stays silent, both
 // with a long timeout.
 func TestStopWaitsForNetworkProbes(t *testing.T) {
-	requireNetns(t)
+	netnstest.Require(t)
 	inHTTP := make(chan struct{}, 1)
 	release := make(chan struct{})
 	web := startHTTP(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
