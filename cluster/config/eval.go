@@ -252,47 +252,62 @@ func (c valueCtx) errorf(summary, format string, args ...any) {
 // scalar converts one evaluated value; it reports its own diagnostics.
 type scalar[T any] func(c valueCtx, v cty.Value) (T, bool)
 
+// found is an attribute (or its default) looked up and evaluated.
+type found struct {
+	expr hcl.Expression // nil: neither set nor defaulted
+	set  bool           // written in the file
+	rng  hcl.Range      // the value's range, or the block's when not set
+	v    cty.Value
+	ok   bool // evaluated without error
+}
+
+// find looks attribute name up in b and evaluates it: the start that
+// attr, listAttr and mapAttr share.
+func (b *body) find(name string) found {
+	f := found{rng: b.def}
+	f.expr, f.set = b.expr(name)
+	if f.expr == nil {
+		return f
+	}
+	if f.set {
+		f.rng = f.expr.Range()
+	}
+	f.v, f.ok = b.d.eval(f.expr)
+	return f
+}
+
 func attr[T any](b *body, name string, conv scalar[T]) value[T] {
-	out := value[T]{Range: b.def}
-	expr, set := b.expr(name)
-	if expr == nil {
+	f := b.find(name)
+	out := value[T]{Range: f.rng, Set: f.set}
+	if f.expr == nil {
 		return out
 	}
-	out.Set = set
-	if set {
-		out.Range = expr.Range()
-	}
-	v, ok := b.d.eval(expr)
+	ok := f.ok
 	if ok {
-		out.V, ok = conv(valueCtx{b.d, name, expr.Range()}, v)
+		out.V, ok = conv(valueCtx{b.d, name, f.expr.Range()}, f.v)
 	}
 	out.Bad = !ok
 	return out
 }
 
 func listAttr[T any](b *body, name string, conv scalar[T]) list[T] {
-	out := list[T]{Range: b.def}
-	expr, set := b.expr(name)
-	if expr == nil {
+	f := b.find(name)
+	out := list[T]{Range: f.rng, Set: f.set}
+	if f.expr == nil {
 		return out
 	}
-	out.Set = set
-	if set {
-		out.Range = expr.Range()
-	}
-	v, ok := b.d.eval(expr)
-	if !ok {
+	if !f.ok {
 		out.Bad = true
 		return out
 	}
-	if ty := v.Type(); !ty.IsTupleType() && !ty.IsListType() && !ty.IsSetType() {
-		b.d.errorf(expr.Range(), "Incorrect attribute value type", "%s must be a list, e.g. %s = [...].", name, name)
+	if ty := f.v.Type(); !ty.IsTupleType() && !ty.IsListType() && !ty.IsSetType() {
+		b.d.errorf(f.expr.Range(), "Incorrect attribute value type", "%s must be a list, e.g. %s = [...].", name, name)
 		out.Bad = true
 		return out
 	}
-	items, diags := hcl.ExprList(expr)
+	items, diags := hcl.ExprList(f.expr)
 	if diags.HasErrors() {
-		b.d.errorf(expr.Range(), "Incorrect attribute value type", "%s must be a list written out as [...].", name)
+		b.d.errorf(f.expr.Range(), "Incorrect attribute value type", "%s must be a list written out as [...].", name)
 		out.Bad = true
 		return out
 	}
@@ -312,21 +327,16 @@ func listAttr[T any](b *body, name string, conv scalar[T]) list[T] {
 }
 
 func mapAttr[T any](b *body, name string, conv scalar[T]) dict[T] {
-	out := dict[T]{Range: b.def}
-	expr, set := b.expr(name)
-	if expr == nil {
+	f := b.find(name)
+	out := dict[T]{Range: f.rng, Set: f.set}
+	if f.expr == nil {
 		return out
 	}
-	out.Set = set
-	if set {
-		out.Range = expr.Range()
-	}
-	v, ok := b.d.eval(expr)
-	if !ok {
+	if !f.ok {
 		out.Bad = true
 		return out
 	}
-	out.Entries, out.Bad = decodeMap(b.d, name, expr, v, conv)
+	out.Entries, out.Bad = decodeMap(b.d, name, f.expr, f.v, conv)
 	return out
 }
 
