@@ -111,6 +111,9 @@ var flagNames = []struct {
 }
 
 // String lists the set flags by name, unknown ones in hex, or "none".
+// Has reports whether every bit of g is set in f.
+func (f Flags) Has(g Flags) bool { return f&g == g }
+
 func (f Flags) String() string {
 	var parts []string
 	rest := f

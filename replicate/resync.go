@@ -1,0 +1,353 @@
+package replicate
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/hactl/hactl/replicate/meta"
+	"github.com/hactl/hactl/replicate/wire"
+)
+
+// resync is one resync on a link: both sides exchange their bitmaps and
+// OR them, so both know the union of what differs; the SyncSource then
+// reads those blocks in device order and sends them, and clears a bit only
+// when the SyncTarget has acknowledged writing its block. The target is
+// Inconsistent (persisted before its first resync write) until the source
+// says the resync is complete.
+//
+// Application writes during a resync are replicated as usual, and since a
+// resync read takes the same in-flight lock as a write, the target gets
+// every block's data in the order the source had it.
+type resync struct {
+	pc     *peerConn
+	v      *Volume
+	source bool
+	full   bool
+
+	bitmapDone chan struct{} // the peer's last bitmap chunk arrived
+	started    bool          // target: the sync UUID is applied (under v.mu)
+	finished   bool          // under v.mu
+
+	winMu    sync.Mutex
+	inflight int64
+	winCh    chan struct{}
+
+	total, done atomic.Uint64 // bytes
+	startedAt   time.Time
+}
+
+func newResync(pc *peerConn, source, full bool) *resync {
+	return &resync{pc: pc, v: pc.v, source: source, full: full, bitmapDone: make(chan struct{}), winCh: make(chan struct{}), startedAt: time.Now()}
+}
+
+// run is the resync's own goroutine: send our bitmap and, on the source,
+// the blocks.
+func (rs *resync) run() {
+	v, pc := rs.v, rs.pc
+	bm := v.m.Bitmap()
+	if rs.source && rs.full {
+		bm.SetAll()
+		if err := bm.Flush(); err != nil {
+			pc.fail(v.diskFailed("bitmap", err))
+			return
+		}
+	}
+	if err := rs.sendBitmap(); err != nil {
+		pc.fail(fmt.Errorf("sending the bitmap: %w", err))
+		return
+	}
+	if !rs.source {
+		return
+	}
+	select {
+	case <-rs.bitmapDone:
+	case <-pc.ctx.Done():
+		return
+	}
+	uuid, err := v.newUUID()
+	if err != nil {
+		pc.fail(err)
+		return
+	}
+	v.mu.Lock()
+	err = v.m.Update(func(s *meta.Superblock) error {
+		s.GI, _ = s.GI.StartSyncSource(uuid)
+		return nil
+	})
+	sc := v.stateChangeLocked(v.role)
+	v.mu.Unlock()
+	if err != nil {
+		pc.fail(v.diskFailed("metadata", err))
+		return
+	}
+	if err := pc.link.Data.Send(sc); err != nil {
+		pc.fail(err)
+		return
+	}
+	rs.total.Store(bm.Count() * meta.BlockSize)
+	pc.log.Info("resync started", zap.String("event", "resync-start"), zap.String("role", "SyncSource"),
+		zap.Bool("full", rs.full), zap.Uint64("bytes", rs.total.Load()))
+
+	// Walk until nothing is left: a NegAck during the resync can set bits
+	// behind the walk.
+	for pass := 0; bm.Count() > 0; pass++ {
+		if err := rs.walk(); err != nil {
+			if pc.ctx.Err() == nil {
+				pc.fail(err)
+			}
+			return
+		}
+		if err := rs.drain(); err != nil {
+			return
+		}
+	}
+	rs.finishSource()
+}
+
+// walk sends every dirty block once, in device order.
+func (rs *resync) walk() error {
+	v, pc := rs.v, rs.pc
+	bm := v.m.Bitmap()
+	const chunkBlocks = wire.MaxData / meta.BlockSize
+	for from := uint64(0); ; {
+		start, end, ok := bm.NextRange(from)
+		if !ok {
+			return nil
+		}
+		for b := start; b < end; {
+			n := min(end-b, chunkBlocks)
+			off, length := int64(b*meta.BlockSize), int64(n*meta.BlockSize)
+			if err := rs.acquire(length); err != nil {
+				return err
+			}
+			release, err := v.inflight.Acquire(pc.ctx, uint64(off), uint64(length))
+			if err != nil {
+				return err
+			}
+			buf := make([]byte, length)
+			_, err = v.cfg.Disk.ReadAt(buf, off)
+			if err == nil {
+				err = pc.link.Data.Send(&wire.ResyncData{Offset: uint64(off), Payload: buf})
+			}
+			release()
+			if err != nil {
+				return err
+			}
+			b += n
+		}
+		from = end
+	}
+}
+
+func (rs *resync) acquire(n int64) error {
+	rs.winMu.Lock()
+	for rs.inflight > 0 && rs.inflight+n > rs.v.cfg.ResyncWindow {
+		ch := rs.winCh
+		rs.winMu.Unlock()
+		select {
+		case <-ch:
+		case <-rs.pc.ctx.Done():
+			return rs.pc.ctx.Err()
+		}
+		rs.winMu.Lock()
+	}
+	rs.inflight += n
+	rs.winMu.Unlock()
+	return nil
+}
+
+func (rs *resync) release(n int64) {
+	rs.winMu.Lock()
+	rs.inflight -= n
+	close(rs.winCh)
+	rs.winCh = make(chan struct{})
+	rs.winMu.Unlock()
+}
+
+// drain waits until every resync block sent is acknowledged.
+func (rs *resync) drain() error {
+	rs.winMu.Lock()
+	for rs.inflight > 0 {
+		ch := rs.winCh
+		rs.winMu.Unlock()
+		select {
+		case <-ch:
+		case <-rs.pc.ctx.Done():
+			return rs.pc.ctx.Err()
+		}
+		rs.winMu.Lock()
+	}
+	rs.winMu.Unlock()
+	return nil
+}
+
+// onAck is the source's side of a ResyncAck: the block is on the target,
+// so its bits may go.
+func (rs *resync) onAck(m *wire.ResyncAck) error {
+	if m.Status != wire.StatusOK && m.Status != wire.StatusInSync {
+		return fmt.Errorf("resync of %d bytes at %d failed on the peer (status %d)", m.Length, m.Offset, m.Status)
+	}
+	first, n := meta.Blocks(int64(m.Offset), int64(m.Length))
+	rs.v.m.Bitmap().Clear(first, n)
+	rs.done.Add(uint64(m.Length))
+	rs.v.stats.mu.Lock()
+	rs.v.stats.resyncedBytes += uint64(m.Length)
+	rs.v.stats.mu.Unlock()
+	rs.release(int64(m.Length))
+	return nil
+}
+
+// onData is the target's side of a ResyncData.
+func (rs *resync) onData(m *wire.ResyncData) error {
+	v := rs.v
+	if _, err := v.cfg.Disk.WriteAt(m.Payload, int64(m.Offset)); err != nil {
+		_ = v.diskFailed("resync write", err)
+		return rs.pc.link.Meta.Send(&wire.ResyncAck{Offset: m.Offset, Length: uint32(len(m.Payload)), Status: wire.StatusIOError})
+	}
+	first, n := meta.Blocks(int64(m.Offset), int64(len(m.Payload)))
+	v.m.Bitmap().Clear(first, n)
+	rs.done.Add(uint64(len(m.Payload)))
+	return rs.pc.link.Meta.Send(&wire.ResyncAck{Offset: m.Offset, Length: uint32(len(m.Payload)), Status: wire.StatusOK})
+}
+
+// sendBitmap sends our whole dirty bitmap in chunks.
+func (rs *resync) sendBitmap() error {
+	bm := rs.v.m.Bitmap()
+	words := (bm.Len() + 63) / 64
+	buf := make([]byte, max(words, 1)*8)
+	for from := uint64(0); ; {
+		s, e, ok := bm.NextRange(from)
+		if !ok {
+			break
+		}
+		for i := s; i < e; i++ {
+			buf[i/8] |= 1 << (i % 8)
+		}
+		from = e
+	}
+	for start := 0; start < len(buf); start += wire.MaxData {
+		end := min(len(buf), start+wire.MaxData)
+		m := &wire.BitmapChunk{Start: uint64(start) * 8, Last: end == len(buf), Bits: buf[start:end]}
+		if err := rs.pc.link.Data.Send(m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// onBitmap ORs a chunk of the peer's bitmap into ours.
+func (rs *resync) onBitmap(m *wire.BitmapChunk) error {
+	bm := rs.v.m.Bitmap()
+	nbits := bm.Len()
+	runStart, inRun := uint64(0), false
+	for i := uint64(0); i < uint64(len(m.Bits))*8; i++ {
+		bit := m.Start + i
+		set := m.Bits[i/8]&(1<<(i%8)) != 0 && bit < nbits
+		switch {
+		case set && !inRun:
+			runStart, inRun = bit, true
+		case !set && inRun:
+			bm.Set(runStart, bit-runStart)
+			inRun = false
+		}
+	}
+	if inRun {
+		bm.Set(runStart, min(m.Start+uint64(len(m.Bits))*8, nbits)-runStart)
+	}
+	if m.Last {
+		select {
+		case <-rs.bitmapDone:
+			return fmt.Errorf("%w: a second last bitmap chunk", wire.ErrUnexpected)
+		default:
+			close(rs.bitmapDone)
+		}
+	}
+	return nil
+}
+
+// finishSource completes the resync on the source and tells the target.
+func (rs *resync) finishSource() {
+	v, pc := rs.v, rs.pc
+	if err := v.m.Bitmap().Flush(); err != nil {
+		pc.fail(v.diskFailed("bitmap", err))
+		return
+	}
+	v.mu.Lock()
+	err := v.m.Update(func(s *meta.Superblock) error {
+		s.GI = s.GI.FinishSyncSource()
+		s.Flags |= meta.FlagConsistent | meta.FlagWasUpToDate
+		s.Flags &^= meta.FlagCrashedPrimary | meta.FlagFullSync | meta.FlagOutdated
+		return nil
+	})
+	if err == nil {
+		rs.finished = true
+		pc.state = Connected
+		v.conn = Connected
+	}
+	sc := v.stateChangeLocked(v.role)
+	v.mu.Unlock()
+	if err != nil {
+		pc.fail(v.diskFailed("metadata", err))
+		return
+	}
+	pc.log.Info("resync finished", zap.String("event", "resync-done"), zap.String("role", "SyncSource"),
+		zap.Uint64("bytes", rs.done.Load()), zap.Duration("took", time.Since(rs.startedAt)))
+	if err := pc.link.Data.Send(sc); err != nil {
+		pc.fail(err)
+	}
+}
+
+// onPeerState is the resync's part of a StateChange from the peer (under
+// v.mu): on the target, the source's sync UUID starts the resync and its
+// cleared bitmap UUID ends it. It returns our state to send back, if any.
+func (rs *resync) onPeerState(m *wire.StateChange) (*wire.StateChange, error) {
+	v, pc := rs.v, rs.pc
+	if rs.source || rs.finished {
+		return nil, nil
+	}
+	switch {
+	case !rs.started && m.Gen.Bitmap != 0:
+		err := v.m.Update(func(s *meta.Superblock) error {
+			s.GI = s.GI.StartSyncTarget(m.Gen.Bitmap)
+			return nil
+		})
+		if err != nil {
+			return nil, v.diskFailedLocked("metadata", err)
+		}
+		rs.started = true
+		rs.total.Store(v.m.Bitmap().Count() * meta.BlockSize)
+		pc.log.Info("resync started", zap.String("event", "resync-start"), zap.String("role", "SyncTarget"),
+			zap.Bool("full", rs.full), zap.Uint64("bytes", rs.total.Load()))
+	case rs.started && m.Gen.Bitmap == 0 && m.Disk == wire.DiskUpToDate:
+		if left := v.m.Bitmap().Count(); left != 0 {
+			return nil, fmt.Errorf("the sync source says the resync is complete, but %d blocks were never sent", left)
+		}
+		if err := v.cfg.Disk.Sync(); err != nil {
+			return nil, v.diskFailedLocked("sync", err)
+		}
+		if err := v.m.Bitmap().Flush(); err != nil {
+			return nil, v.diskFailedLocked("bitmap", err)
+		}
+		err := v.m.Update(func(s *meta.Superblock) error {
+			s.GI = s.GI.FinishSyncTarget(fromWire(m.Gen))
+			s.Flags |= meta.FlagConsistent | meta.FlagWasUpToDate
+			s.Flags &^= meta.FlagCrashedPrimary | meta.FlagFullSync | meta.FlagOutdated
+			return nil
+		})
+		if err != nil {
+			return nil, v.diskFailedLocked("metadata", err)
+		}
+		rs.finished = true
+		v.disk = wire.DiskUpToDate
+		pc.state = Connected
+		v.conn = Connected
+		pc.log.Info("resync finished", zap.String("event", "resync-done"), zap.String("role", "SyncTarget"),
+			zap.Uint64("bytes", rs.done.Load()), zap.Duration("took", time.Since(rs.startedAt)))
+		return v.stateChangeLocked(v.role), nil
+	}
+	return nil, nil
+}

@@ -1,0 +1,296 @@
+package replicate
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io/fs"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/hactl/hactl/replicate/meta"
+	"github.com/hactl/hactl/replicate/txlog"
+	"github.com/hactl/hactl/replicate/wire"
+)
+
+func TestFreshVolumeNeedsForceThenSyncsPeerInFull(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	waitConnected(t, a, b)
+	if got := a.status().Disk; got != wire.DiskInconsistent.String() {
+		t.Fatalf("fresh disk is %s, want Inconsistent", got)
+	}
+	err := a.vol.Promote(context.Background(), false)
+	if !errors.Is(err, ErrNoUpToDateData) || !strings.Contains(err.Error(), "--force") {
+		t.Fatalf("promote without force on fresh data: %v, want ErrNoUpToDateData naming --force", err)
+	}
+	// Something on alpha's disk that the full sync must carry over.
+	pattern := bytes.Repeat([]byte("hactl"), 1000)
+	if _, err := a.dev.WriteAt(pattern, 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	promoteFresh(t, a, b)
+	if st := b.status(); st.OutOfSync != 0 || st.Role != "Secondary" || st.PeerRole != "Primary" {
+		t.Fatalf("bravo after sync: %+v", st)
+	}
+	if st := a.status(); st.OutOfSync != 0 || st.PeerDisk != wire.DiskUpToDate.String() {
+		t.Fatalf("alpha after sync: %+v", st)
+	}
+	sameData(t, a, b)
+	if !meta.Same(a.vol.m.Super().GI.Current, b.vol.m.Super().GI.Current) {
+		t.Fatalf("generations differ after the sync: %v / %v", a.vol.m.Super().GI, b.vol.m.Super().GI)
+	}
+}
+
+func TestWritesReplicatePerProtocol(t *testing.T) {
+	for _, proto := range []txlog.Protocol{txlog.ProtocolA, txlog.ProtocolB, txlog.ProtocolC} {
+		t.Run(proto.String(), func(t *testing.T) {
+			a, b := newPair(t, pairOpts{proto: proto})
+			promoteFresh(t, a, b)
+			r := rand.New(rand.NewPCG(1, uint64(proto)))
+			size := a.vol.Size()
+			var wg sync.WaitGroup
+			for w := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					r := rand.New(rand.NewPCG(uint64(w), 7))
+					for range 50 {
+						n := 1 + r.IntN(300<<10)
+						off := r.Int64N(size - int64(n))
+						switch r.IntN(10) {
+						case 0:
+							if err := a.vol.WriteZeroes(off, int64(n), false); err != nil {
+								t.Error(err)
+							}
+						case 1:
+							if err := a.vol.Trim(off, int64(n)); err != nil {
+								t.Error(err)
+							}
+						default:
+							if _, err := a.vol.WriteAt(randBytes(r, n), off, r.IntN(8) == 0); err != nil {
+								t.Error(err)
+							}
+						}
+					}
+				}()
+			}
+			// A big write, split into several frames.
+			if _, err := a.vol.WriteAt(randBytes(r, 3<<20+512), 1<<20, false); err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			if err := a.vol.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if st := a.status(); st.OutOfSync != 0 || st.Unacked != 0 || st.Writes == 0 {
+				t.Fatalf("after flush: %+v", st)
+			}
+			sameData(t, a, b)
+		})
+	}
+}
+
+func TestSecondaryRefusesIO(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	promoteFresh(t, a, b)
+	p := make([]byte, 4096)
+	if _, err := b.vol.ReadAt(p, 0); !errors.Is(err, ErrNotPrimary) || !errors.Is(err, fs.ErrPermission) {
+		t.Fatalf("read on Secondary: %v, want ErrNotPrimary (EPERM)", err)
+	}
+	if _, err := b.vol.WriteAt(p, 0, false); !errors.Is(err, fs.ErrPermission) {
+		t.Fatalf("write on Secondary: %v", err)
+	}
+	if err := b.vol.Flush(); !errors.Is(err, fs.ErrPermission) {
+		t.Fatalf("flush on Secondary: %v", err)
+	}
+}
+
+func TestNeverTwoPrimariesWhileConnected(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	promoteFresh(t, a, b)
+	err := b.vol.Promote(context.Background(), false)
+	if !errors.Is(err, ErrPeerPrimary) {
+		t.Fatalf("promoting bravo while alpha is Primary: %v, want ErrPeerPrimary", err)
+	}
+	if err := a.vol.Demote(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "bravo sees alpha Secondary", func() bool { return b.status().PeerRole == "Secondary" })
+
+	// Both at once, many times: exactly one wins each round.
+	for round := range 10 {
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, n := range []*node{a, b} {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[i] = n.vol.Promote(context.Background(), false) }()
+		}
+		wg.Wait()
+		ra, rb := a.vol.Role(), b.vol.Role()
+		if ra == Primary && rb == Primary {
+			t.Fatalf("round %d: both Primary (errors %v, %v)", round, errs[0], errs[1])
+		}
+		if ra != Primary && rb != Primary {
+			t.Fatalf("round %d: neither Primary (errors %v, %v)", round, errs[0], errs[1])
+		}
+		winner, loser := a, b
+		if rb == Primary {
+			winner, loser = b, a
+		}
+		waitFor(t, "loser sees the winner Primary", func() bool { return loser.status().PeerRole == "Primary" })
+		if err := winner.vol.Demote(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "peer sees the winner Secondary", func() bool { return loser.status().PeerRole == "Secondary" })
+	}
+}
+
+func TestDisconnectedWritesResyncByBitmap(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	promoteFresh(t, a, b)
+	genBefore := a.vol.m.Super().GI
+	b.stop()
+	waitFor(t, "alpha notices", func() bool { return a.status().Connection == string(Connecting) })
+	if meta.Same(a.vol.m.Super().GI.Current, genBefore.Current) {
+		t.Fatalf("Primary lost its peer but kept generation %v", genBefore)
+	}
+	r := rand.New(rand.NewPCG(3, 3))
+	written := 0
+	for range 20 {
+		n := 4096 * (1 + r.IntN(16))
+		off := int64(r.IntN(int(a.vol.Size())-n)) &^ 4095
+		if _, err := a.vol.WriteAt(randBytes(r, n), off, false); err != nil {
+			t.Fatal(err)
+		}
+		written += n
+	}
+	dirty := a.status().OutOfSync
+	if dirty == 0 || dirty > uint64(written) {
+		t.Fatalf("out of sync after %d bytes written disconnected: %d", written, dirty)
+	}
+	resyncedBefore := a.vol.stats.resyncedBytes
+	b.start()
+	waitConnected(t, a, b)
+	waitFor(t, "bravo UpToDate", func() bool { return b.status().Disk == wire.DiskUpToDate.String() })
+	if got := a.vol.stats.resyncedBytes - resyncedBefore; got != dirty {
+		t.Fatalf("resynced %d bytes, want exactly the %d out of sync", got, dirty)
+	}
+	if a.status().OutOfSync != 0 || b.status().OutOfSync != 0 {
+		t.Fatalf("bits left after resync: %d / %d", a.status().OutOfSync, b.status().OutOfSync)
+	}
+	sameData(t, a, b)
+}
+
+func TestWrongSecretIsRefusedOnBothSides(t *testing.T) {
+	a, b := newPair(t, pairOpts{secretA: "right", secretB: "wrong"})
+	for _, n := range []*node{a, b} {
+		waitFor(t, n.name+" reports the refusal", func() bool {
+			return strings.Contains(n.status().LastError, wire.ErrAuth.Error())
+		})
+	}
+	if a.status().Connection == string(Connected) || b.status().Connection == string(Connected) {
+		t.Fatal("connected with a wrong secret")
+	}
+	// Nothing of alpha's reached bravo.
+	if err := a.vol.Promote(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.vol.WriteAt(bytes.Repeat([]byte{0xab}, 8192), 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.dataOf(8192); !bytes.Equal(got, make([]byte, 8192)) {
+		t.Fatal("bravo's disk changed although the link was refused")
+	}
+}
+
+func TestFlushMakesWritesDurableOnThePeer(t *testing.T) {
+	a, b := newPair(t, pairOpts{proto: txlog.ProtocolA})
+	promoteFresh(t, a, b)
+	data := bytes.Repeat([]byte{0x5a}, 64<<10)
+	if _, err := a.vol.WriteAt(data, 8<<20, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.vol.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Flush returned: bravo has it on stable storage even if it loses
+	// power now.
+	b.crash()
+	got := make([]byte, len(data))
+	if _, err := b.dev.ReadAt(got, 8<<20); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, data) {
+		t.Fatal("a flushed write did not survive the peer's power loss")
+	}
+}
+
+func TestFUAWriteIsDurableOnBothNodes(t *testing.T) {
+	a, b := newPair(t, pairOpts{proto: txlog.ProtocolA})
+	promoteFresh(t, a, b)
+	data := bytes.Repeat([]byte{0xc3}, 16<<10)
+	if _, err := a.vol.WriteAt(data, 2<<20, true); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*node{b, a} {
+		n.crash()
+		got := make([]byte, len(data))
+		if _, err := n.dev.ReadAt(got, 2<<20); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatalf("%s lost a FUA write in a power loss", n.name)
+		}
+	}
+}
+
+func TestCrashedPrimaryResyncsItsActivityLog(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	promoteFresh(t, a, b)
+	r := rand.New(rand.NewPCG(9, 9))
+	for range 10 {
+		if _, err := a.vol.WriteAt(randBytes(r, 64<<10), int64(r.IntN(300))*64<<10, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.crash()
+	waitFor(t, "bravo notices", func() bool { return b.status().Connection == string(Connecting) })
+	a.start()
+	if f := a.vol.m.Super().Flags; !f.Has(meta.FlagCrashedPrimary) {
+		t.Fatalf("flags after the crash: %v, want crashed-primary", f)
+	}
+	if a.status().OutOfSync == 0 {
+		t.Fatal("no activity-log extents marked out of sync after a crash")
+	}
+	waitConnected(t, a, b)
+	waitFor(t, "both UpToDate", func() bool {
+		return a.status().Disk == wire.DiskUpToDate.String() && b.status().Disk == wire.DiskUpToDate.String()
+	})
+	if a.vol.m.Super().Flags.Has(meta.FlagCrashedPrimary) {
+		t.Fatal("crashed-primary still set after the resync")
+	}
+	sameData(t, a, b)
+}
+
+func TestBothPrimaryLinkRefused(t *testing.T) {
+	a, b := newPair(t, pairOpts{noStartBravo: true})
+	if err := a.vol.Promote(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	b.start()
+	if err := b.vol.Promote(context.Background(), true); err != nil {
+		// bravo may have connected first; then the refusal is the promotion's.
+		if !errors.Is(err, ErrPeerPrimary) && !errors.Is(err, ErrNoUpToDateData) {
+			t.Fatal(err)
+		}
+		return
+	}
+	waitFor(t, "the refusal", func() bool {
+		return a.status().Connection != string(Connected) && b.status().LastError != ""
+	})
+	if a.status().PeerRole != "" || b.status().PeerRole != "" {
+		t.Fatal("two Primaries connected")
+	}
+}
