@@ -40,7 +40,7 @@ type peerConn struct {
 	epochWrites uint32
 	epochExts   []uint32
 
-	rs   *resync   // nil unless resyncing
+	rs   *resync       // nil unless resyncing
 	gone chan struct{} // closed when the teardown is complete
 }
 
@@ -283,7 +283,7 @@ func (v *Volume) install(pc *peerConn, peer wire.Hello) (wire.Reason, string, er
 		s.Flags |= meta.FlagConnected
 		switch d.Kind {
 		case decide.NoSync:
-			if s.Flags.Has(meta.FlagConsistent) && side(peer).Inconsistent == false {
+			if s.Flags.Has(meta.FlagConsistent) && !side(peer).Inconsistent {
 				s.Flags |= meta.FlagWasUpToDate
 				s.Flags &^= meta.FlagOutdated | meta.FlagCrashedPrimary
 			}

@@ -139,13 +139,13 @@ type Volume struct {
 	disk       wire.DiskState
 	pc         *peerConn // the link while up
 	conn       ConnState
-	lastErr    string    // why the last link ended or was refused
+	lastErr    string // why the last link ended or was refused
 	splitBrain *decide.SplitBrainOutcome
 	failed     error // set once the disk failed: no more I/O
 	closed     bool
-	running    bool        // Run was called
-	sent       wire.Hello  // what the last handshake announced
-	promoting  chan error  // a connected promotion waiting for the peer's answer
+	running    bool       // Run was called
+	sent       wire.Hello // what the last handshake announced
+	promoting  chan error // a connected promotion waiting for the peer's answer
 
 	// roleMu serialises Promote and Demote.
 	roleMu sync.Mutex
