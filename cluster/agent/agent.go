@@ -19,6 +19,7 @@ import (
 	"github.com/hactl/hactl/cluster/config"
 	"github.com/hactl/hactl/internal/logging"
 	"github.com/hactl/hactl/internal/sdnotify"
+	"github.com/hactl/hactl/replicate/attach"
 )
 
 // Options configure one agent.
@@ -36,6 +37,9 @@ type Options struct {
 	// WatchdogInterval (0 = no watchdog). The zero value does nothing.
 	Notify           sdnotify.Notifier
 	WatchdogInterval time.Duration
+	// RuntimeDir holds the volumes' NBD sockets and attachment state.
+	// Default attach.DefaultRuntimeDir.
+	RuntimeDir string
 }
 
 // Agent is a running agent. Its methods are safe for concurrent use.
@@ -45,6 +49,7 @@ type Agent struct {
 	started time.Time
 
 	vrrp *vrrpSet
+	vols *volumeSet
 
 	mu   sync.RWMutex
 	conf *config.Cluster
@@ -110,6 +115,9 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Log == nil {
 		opts.Log = zap.NewNop()
 	}
+	if opts.RuntimeDir == "" {
+		opts.RuntimeDir = attach.DefaultRuntimeDir
+	}
 	log := opts.Log.Named("agent")
 	conf, self, err := Load(opts, log)
 	if err != nil {
@@ -120,6 +128,9 @@ func Run(ctx context.Context, opts Options) error {
 	a.vrrp.apply(conf)
 	// Whatever happens next, Masters resign and remove their addresses.
 	defer a.vrrp.stopAll()
+	a.vols = newVolumeSet(opts.Log.Named("volume"), self, opts.RuntimeDir)
+	a.vols.apply(conf)
+	defer a.vols.stopAll()
 
 	l, err := api.Listen(opts.Socket)
 	if err != nil {
@@ -153,10 +164,12 @@ func Run(ctx context.Context, opts Options) error {
 			a.notify(opts.Notify.Watchdog)
 		case <-retry.C:
 			a.vrrp.retry()
+			a.vols.retry()
 		case <-ctx.Done():
 			a.log.Info("agent stopping", zap.String(logging.KeyEvent, "stop"), zap.String(logging.KeyReason, "signal"))
 			a.notify(opts.Notify.Stopping)
 			a.vrrp.stopAll()
+			a.vols.stopAll()
 			shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			err := srv.Shutdown(shutCtx)
 			cancel()
@@ -200,6 +213,7 @@ func (a *Agent) reload() {
 	a.conf = conf
 	a.mu.Unlock()
 	a.vrrp.apply(conf)
+	a.vols.apply(conf)
 	a.log.Info("configuration reloaded", zap.String(logging.KeyEvent, "reload"), zap.String("summary", conf.Summary()))
 }
 
@@ -214,6 +228,7 @@ func (a *Agent) Status() api.Status {
 	conf, self := a.snapshot()
 	st := api.ConfiguredStatus(conf, self)
 	a.vrrp.fill(&st)
+	a.vols.fill(&st)
 	st.Version = a.opts.Version
 	st.StartedAt = a.started.UTC()
 	return st
@@ -252,6 +267,15 @@ func (a *Agent) Standby(_ context.Context, req api.StandbyRequest) (api.Plan, er
 		return api.Plan{}, fmt.Errorf("no node %q in the cluster file", req.Node)
 	}
 	return api.Plan{}, errNoOrchestrator
+}
+
+// Volume implements api.Backend: hactl volume primary|secondary.
+func (a *Agent) Volume(ctx context.Context, req api.VolumeRequest) (api.Plan, error) {
+	conf, _ := a.snapshot()
+	if _, ok := conf.Volume(req.Volume); !ok {
+		return api.Plan{}, fmt.Errorf("no volume %q in the cluster file", req.Volume)
+	}
+	return a.vols.change(ctx, req)
 }
 
 // canRun says whether node can hold group: it must have a priority in the

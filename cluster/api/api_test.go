@@ -31,6 +31,9 @@ func (f *fakeBackend) Failover(_ context.Context, r FailoverRequest) (Plan, erro
 	f.lastFail = r
 	return f.plan, f.failErr
 }
+func (f *fakeBackend) Volume(_ context.Context, r VolumeRequest) (Plan, error) {
+	return Plan{Steps: []string{r.Action + " " + r.Volume}}, nil
+}
 func (f *fakeBackend) Standby(context.Context, StandbyRequest) (Plan, error) {
 	return Plan{}, fmt.Errorf("%w: no orchestrator", ErrNotImplemented)
 }

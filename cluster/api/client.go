@@ -57,6 +57,12 @@ func (c *Client) Standby(ctx context.Context, req StandbyRequest) (Plan, error) 
 	return p, c.do(ctx, http.MethodPost, "/v1/standby", req, &p)
 }
 
+// Volume asks the agent to change a volume's role on its node.
+func (c *Client) Volume(ctx context.Context, req VolumeRequest) (Plan, error) {
+	var p Plan
+	return p, c.do(ctx, http.MethodPost, "/v1/volume", req, &p)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

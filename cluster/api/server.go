@@ -28,6 +28,16 @@ type Backend interface {
 	Status() Status
 	Failover(ctx context.Context, req FailoverRequest) (Plan, error)
 	Standby(ctx context.Context, req StandbyRequest) (Plan, error)
+	Volume(ctx context.Context, req VolumeRequest) (Plan, error)
+}
+
+// VolumeRequest changes a volume's role on this node.
+type VolumeRequest struct {
+	Volume string `json:"volume"`
+	Action string `json:"action"` // "primary" or "secondary"
+	// Force promotes data that is not UpToDate: the first promotion of a
+	// fresh volume.
+	Force bool `json:"force"`
 }
 
 // FailoverRequest asks to move a group (or every group) away from its
@@ -69,6 +79,7 @@ func NewServer(log *zap.Logger, backend Backend) *Server {
 	mux.HandleFunc("GET /v1/status", s.handleStatus)
 	mux.HandleFunc("POST /v1/failover", s.handleFailover)
 	mux.HandleFunc("POST /v1/standby", s.handleStandby)
+	mux.HandleFunc("POST /v1/volume", s.handleVolume)
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -112,6 +123,15 @@ func (s *Server) handleStandby(w http.ResponseWriter, r *http.Request) {
 	}
 	plan, err := s.backend.Standby(r.Context(), req)
 	s.reply(w, "standby", plan, err)
+}
+
+func (s *Server) handleVolume(w http.ResponseWriter, r *http.Request) {
+	var req VolumeRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	plan, err := s.backend.Volume(r.Context(), req)
+	s.reply(w, "volume-"+req.Action, plan, err)
 }
 
 func (s *Server) reply(w http.ResponseWriter, op string, plan Plan, err error) {

@@ -116,6 +116,34 @@ type VolumeStatus struct {
 	Disk     string `json:"disk,omitempty"` // this node's backing device; "" when it holds none
 	Attach   string `json:"attach"`
 	Role     string `json:"role"`
+
+	// Live state, while the agent runs the volume here.
+	Peer       string        `json:"peer,omitempty"`
+	PeerRole   string        `json:"peer_role,omitempty"` // "" while not connected
+	DiskState  string        `json:"disk_state,omitempty"`
+	PeerDisk   string        `json:"peer_disk_state,omitempty"`
+	Connection string        `json:"connection,omitempty"` // StandAlone, Connecting, Connected, SyncSource, SyncTarget
+	OutOfSync  uint64        `json:"out_of_sync_bytes"`
+	Resync     *ResyncStatus `json:"resync,omitempty"`
+	// Generations are the generation identifiers, current:bitmap:history.
+	Generations string `json:"generations,omitempty"`
+	// Device is the block device the volume is attached as while Primary;
+	// Socket is its NBD socket.
+	Device string `json:"device,omitempty"`
+	Socket string `json:"socket,omitempty"`
+	// Problem says why the link is down, why the volume failed to start,
+	// or what a split brain needs.
+	Problem string `json:"problem,omitempty"`
+}
+
+// ResyncStatus is a running resync.
+type ResyncStatus struct {
+	Direction string  `json:"direction"` // source or target
+	Total     uint64  `json:"total_bytes"`
+	Done      uint64  `json:"done_bytes"`
+	Percent   float64 `json:"percent"`
+	Rate      float64 `json:"rate_bytes_per_second"`
+	ETA       string  `json:"eta,omitempty"`
 }
 
 // GroupStatus is one resource group on this node.

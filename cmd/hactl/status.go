@@ -77,8 +77,17 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 		vrrpNotes = append(vrrpNotes, vrrpDetails(v, now)...)
 	}
 	var volumes [][]string
+	var volumeNotes []string
 	for _, v := range st.Volumes {
-		volumes = append(volumes, []string{v.Name, v.Protocol, fmt.Sprint(v.Port), dash(v.Disk), v.Attach, v.Role})
+		volumes = append(volumes, []string{v.Name, v.Protocol, dash(v.Disk), v.Role + peerPart(v.PeerRole),
+			dash(v.DiskState) + peerPart(v.PeerDisk), dash(v.Connection), bytesText(v.OutOfSync), dash(v.Device)})
+		if r := v.Resync; r != nil {
+			volumeNotes = append(volumeNotes, fmt.Sprintf("%s: resync as %s %.1f%% (%s of %s) at %s/s, ETA %s",
+				v.Name, r.Direction, r.Percent, bytesText(r.Done), bytesText(r.Total), bytesText(uint64(r.Rate)), dash(r.ETA)))
+		}
+		if v.Problem != "" {
+			volumeNotes = append(volumeNotes, v.Name+": "+v.Problem)
+		}
 	}
 	var groups [][]string
 	for _, gr := range st.Groups {
@@ -92,7 +101,7 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 	}{
 		{"NODES", []string{"NAME", "ADDRESS", "REPLICATION", "KIND"}, nodes, nil},
 		{"VRRP", []string{"NAME", "INTERFACE", "VRID", "VERSION", "STATE", "PRIORITY", "MASTER", "INTERVAL", "VIPS"}, vrrps, vrrpNotes},
-		{"VOLUMES", []string{"NAME", "PROTOCOL", "PORT", "DISK", "ATTACH", "ROLE"}, volumes, nil},
+		{"VOLUMES", []string{"NAME", "PROTOCOL", "DISK", "ROLE/PEER", "DATA/PEER", "CONNECTION", "OUT-OF-SYNC", "DEVICE"}, volumes, volumeNotes},
 		{"GROUPS", []string{"NAME", "VRRP", "VOLUME", "RESOURCES", "STATE"}, groups, nil},
 	}
 	for _, sec := range sections {
@@ -230,4 +239,26 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// peerPart is "/peer-value" when the peer's value is known.
+func peerPart(v string) string {
+	if v == "" {
+		return ""
+	}
+	return "/" + v
+}
+
+// bytesText is a byte count for people: 0, 512 B, 4.0 KiB, 1.5 GiB.
+func bytesText(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/hactl/hactl/cluster/agent"
+	"github.com/hactl/hactl/cluster/api"
 	"github.com/hactl/hactl/cluster/config"
 	"github.com/hactl/hactl/replicate/meta"
 )
@@ -25,13 +29,13 @@ from the cluster file (--config); this node is found by its addresses or
 hostname, or named with --node.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageErrorf("unknown volume command %q (want create-md or dump-md)", args[0])
+				return usageErrorf("unknown volume command %q (want create-md, dump-md, primary or secondary)", args[0])
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newCreateMDCmd(g), newDumpMDCmd(g))
+	cmd.AddCommand(newCreateMDCmd(g), newDumpMDCmd(g), newVolumeRoleCmd(g, "primary"), newVolumeRoleCmd(g, "secondary"))
 	return cmd
 }
 
@@ -53,7 +57,7 @@ the volume, never on a disk with data on it.`,
 			if err != nil {
 				return err
 			}
-			dev, closeAll, err := d.open(true)
+			_, dev, closeAll, err := d.Open(true)
 			if err != nil {
 				return err
 			}
@@ -64,24 +68,24 @@ the volume, never on a disk with data on it.`,
 				if fs := filesystemOn(dev.Device); fs != "" {
 					return fmt.Errorf("volume %s on %s: %s holds a %s filesystem; internal metadata would overwrite its end. "+
 						"Create the metadata before the filesystem (then mkfs on the attached volume), use an external meta file, or --force to destroy it",
-						d.volume.Name, d.node, d.disk, fs)
+						d.Volume.Name, d.Node, d.Disk, fs)
 				}
 			}
 			m, err := meta.Create(dev, meta.CreateOptions{
-				NodeID:     nodeID(d.node),
-				NodeName:   d.node,
-				VolumeName: d.volume.Name,
+				NodeID:     nodeID(d.Node),
+				NodeName:   d.Node,
+				VolumeName: d.Volume.Name,
 				Force:      force,
 			})
 			if err != nil {
 				if errors.Is(err, meta.ErrExists) {
-					return fmt.Errorf("%w\nTo replace it (this forgets the volume's history on this node): hactl volume create-md %s --force", err, d.volume.Name)
+					return fmt.Errorf("%w\nTo replace it (this forgets the volume's history on this node): hactl volume create-md %s --force", err, d.Volume.Name)
 				}
-				return fmt.Errorf("volume %s on %s: %w", d.volume.Name, d.node, err)
+				return fmt.Errorf("volume %s on %s: %w", d.Volume.Name, d.Node, err)
 			}
 			l := m.Layout()
 			fmt.Fprintf(cmd.OutOrStdout(), "volume %s on %s: metadata created on %s (%s); data size %d bytes, volume UUID %s\n",
-				d.volume.Name, d.node, d.metaPath, map[bool]string{true: "internal", false: "external"}[l.Internal],
+				d.Volume.Name, d.Node, d.MetaPath, map[bool]string{true: "internal", false: "external"}[l.Internal],
 				l.DataSize, m.Super().VolumeUUID)
 			return nil
 		},
@@ -102,14 +106,14 @@ func newDumpMDCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dev, closeAll, err := d.open(false)
+			_, dev, closeAll, err := d.Open(false)
 			if err != nil {
 				return err
 			}
 			defer closeAll()
 			m, err := meta.Open(dev)
 			if err != nil {
-				return fmt.Errorf("volume %s on %s (%s): %w", d.volume.Name, d.node, d.metaPath, err)
+				return fmt.Errorf("volume %s on %s (%s): %w", d.Volume.Name, d.Node, d.MetaPath, err)
 			}
 			return m.Dump(cmd.OutOrStdout())
 		},
@@ -118,78 +122,68 @@ func newDumpMDCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// volumeDiskRef is one node's disk of a volume as the cluster file gives it.
-type volumeDiskRef struct {
-	volume   config.Volume
-	node     string
-	disk     string // the backing device or file
-	metaPath string // where the metadata lives: disk itself when internal
+// newVolumeRoleCmd is "hactl volume primary|secondary VOLUME": asks this
+// node's agent to change the volume's role.
+func newVolumeRoleCmd(g *globals, action string) *cobra.Command {
+	var force, asJSON bool
+	cmd := &cobra.Command{
+		Args: exactArgs(1, "a VOLUME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+			defer cancel()
+			plan, err := api.NewClient(g.socket).Volume(ctx, api.VolumeRequest{Volume: args[0], Action: action, Force: force})
+			if err != nil {
+				return agentError(err)
+			}
+			return writePlan(cmd.OutOrStdout(), plan, asJSON)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the steps taken as JSON")
+	if action == "primary" {
+		cmd.Use = "primary VOLUME [--force]"
+		cmd.Short = "Promote this node's side of a volume to Primary and attach it"
+		cmd.Long = `Promote VOLUME to Primary on this node (through its agent) and attach it as a
+block device as the volume's attach setting says. While the nodes are
+connected the peer is asked first: a volume is never Primary on both.
+The data must be UpToDate (or Consistent with the peer away); --force
+promotes Inconsistent data, for the first promotion of a fresh volume: its
+data becomes the volume's and the peer is synced from it in full.`
+		cmd.Flags().BoolVar(&force, "force", false, "promote data that is not UpToDate (first promotion of a fresh volume)")
+	} else {
+		cmd.Use = "secondary VOLUME"
+		cmd.Short = "Detach this node's side of a volume and demote it to Secondary"
+		cmd.Long = `Detach VOLUME's block device and demote it to Secondary on this node (through
+its agent). It is refused, naming who holds it, while the device is mounted
+or open, or while NBD clients are connected to its socket; I/O in flight
+is completed first.`
+	}
+	return cmd
 }
 
 // volumeDisk finds this node's disk of volume in the cluster file.
-func volumeDisk(g *globals, volume, node string) (volumeDiskRef, error) {
+func volumeDisk(g *globals, volume, node string) (agent.VolumeDisk, error) {
 	c, diags := config.Load(g.configPath, config.Options{})
 	if diags.HasErrors() {
 		var text strings.Builder
 		_ = diags.WriteText(&text, false)
-		return volumeDiskRef{}, fmt.Errorf("%s is not valid ('hactl validate' shows the same):\n%s", g.configPath, strings.TrimRight(text.String(), "\n"))
+		return agent.VolumeDisk{}, fmt.Errorf("%s is not valid ('hactl validate' shows the same):\n%s", g.configPath, strings.TrimRight(text.String(), "\n"))
 	}
 	if node != "" {
 		if _, ok := c.Node(node); !ok {
-			return volumeDiskRef{}, fmt.Errorf("no node %q in %s", node, g.configPath)
+			return agent.VolumeDisk{}, fmt.Errorf("no node %q in %s", node, g.configPath)
 		}
 	} else {
 		hostname, _ := os.Hostname()
 		n, err := config.LocalNode(c, machineAddrs(), hostname)
 		if err != nil {
-			return volumeDiskRef{}, fmt.Errorf("%w; name it with --node", err)
+			return agent.VolumeDisk{}, fmt.Errorf("%w; name it with --node", err)
 		}
 		node = n
 	}
-	v, ok := c.Volume(volume)
-	if !ok {
-		return volumeDiskRef{}, usageErrorf("no volume %q in %s", volume, g.configPath)
+	if _, ok := c.Volume(volume); !ok {
+		return agent.VolumeDisk{}, usageErrorf("no volume %q in %s", volume, g.configPath)
 	}
-	disk, ok := v.Disk[node]
-	if !ok {
-		return volumeDiskRef{}, fmt.Errorf("node %q holds no disk of volume %q (its disk map names the nodes that do)", node, volume)
-	}
-	ref := volumeDiskRef{volume: v, node: node, disk: disk, metaPath: disk}
-	if !v.MetaInternal {
-		p, ok := v.Meta[node]
-		if !ok {
-			return volumeDiskRef{}, fmt.Errorf("volume %q has no metadata file for node %q in its meta map", volume, node)
-		}
-		ref.metaPath = p
-	}
-	return ref, nil
-}
-
-// open opens the disk (and the metadata file when external) and returns
-// the meta.Config for it. create allows a missing external metadata file.
-func (r volumeDiskRef) open(create bool) (meta.Config, func(), error) {
-	data, err := os.OpenFile(r.disk, os.O_RDWR, 0)
-	if err != nil {
-		return meta.Config{}, nil, fmt.Errorf("volume %s on %s: disk: %w", r.volume.Name, r.node, err)
-	}
-	size, err := meta.BackingSize(data)
-	if err != nil {
-		data.Close()
-		return meta.Config{}, nil, fmt.Errorf("volume %s on %s: %w", r.volume.Name, r.node, err)
-	}
-	if r.volume.MetaInternal {
-		return meta.Config{Device: data, Internal: true, BackingSize: size}, func() { data.Close() }, nil
-	}
-	flags := os.O_RDWR
-	if create {
-		flags |= os.O_CREATE
-	}
-	mf, err := os.OpenFile(r.metaPath, flags, 0o600)
-	if err != nil {
-		data.Close()
-		return meta.Config{}, nil, fmt.Errorf("volume %s on %s: metadata file: %w", r.volume.Name, r.node, err)
-	}
-	return meta.Config{Device: mf, BackingSize: size}, func() { mf.Close(); data.Close() }, nil
+	return agent.FindVolumeDisk(c, volume, node)
 }
 
 // nodeID is a node's number in metadata: derived from its name, so it does
