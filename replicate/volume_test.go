@@ -6,8 +6,10 @@ import (
 	"errors"
 	"io/fs"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/hactl/hactl/replicate/meta"
@@ -293,4 +295,83 @@ func TestBothPrimaryLinkRefused(t *testing.T) {
 	if a.status().PeerRole != "" || b.status().PeerRole != "" {
 		t.Fatal("two Primaries connected")
 	}
+}
+
+func TestDemoteWaitsForWritesInFlight(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	promoteFresh(t, a, b)
+	var wg sync.WaitGroup
+	var ok, refused atomic.Int64
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 11))
+			for range 200 {
+				_, err := a.vol.WriteAt(randBytes(r, 16<<10), int64(r.IntN(1000))*16<<10, false)
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, ErrNotPrimary):
+					refused.Add(1)
+					return
+				default:
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for ok.Load() < 50 {
+		runtime.Gosched()
+	}
+	if err := a.vol.Demote(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Demote returned: nothing of the Primary's is still in flight.
+	if st := a.status(); st.InFlight != 0 || st.Role != "Secondary" {
+		t.Fatalf("after Demote: %d writes in flight, role %s", st.InFlight, st.Role)
+	}
+	wg.Wait()
+	if refused.Load() == 0 {
+		t.Fatal("no write was refused after the demotion started")
+	}
+	waitFor(t, "bravo sees alpha Secondary", func() bool { return b.status().PeerRole == "Secondary" })
+	sameData(t, a, b)
+}
+
+func TestLinkLossDuringWritesLosesNothing(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	promoteFresh(t, a, b)
+	var wg sync.WaitGroup
+	var done atomic.Int64
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(w), 13))
+			for range 300 {
+				if _, err := a.vol.WriteAt(randBytes(r, 4096*(1+r.IntN(8))), int64(r.IntN(4000))*4096, false); err != nil {
+					t.Error(err)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	for done.Load() < 100 {
+		runtime.Gosched()
+	}
+	b.stop() // the link goes away with writes in flight
+	wg.Wait()
+	if err := a.vol.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if a.status().OutOfSync == 0 {
+		t.Fatal("writes after the link loss left no trace in the bitmap")
+	}
+	b.start()
+	waitConnected(t, a, b)
+	waitFor(t, "bravo UpToDate", func() bool { return b.status().Disk == wire.DiskUpToDate.String() })
+	sameData(t, a, b)
 }
