@@ -171,6 +171,28 @@ func TestVolumeExt4SurvivesSwitchOfPrimary(t *testing.T) {
 	want := v.run("alpha", append([]string{"sha256sum"}, files...)...)
 	t.Logf("alpha wrote through %s:\n%s", dev, want)
 
+	// The Secondary's agent restarts while alpha has the volume mounted:
+	// it must neither touch alpha's device (same volume name, same paths
+	// in its own mount namespace) nor miss a write.
+	for _, p := range v.procs {
+		if p.name == "bravo" {
+			if err := p.term(t); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	v.run("alpha", "dd", "if=/dev/urandom", "of="+lab.Mountpoint+"/while-bravo-away", "bs=64k", "count=16", "status=none")
+	v.run("alpha", "sync")
+	files = append(files, lab.Mountpoint+"/while-bravo-away")
+	want = v.run("alpha", append([]string{"sha256sum"}, files...)...)
+	v.agent("bravo")
+	v.waitVolume("bravo", "reconnected and resynced", func(vs api.VolumeStatus) bool {
+		return connected(vs) && vs.DiskState == "UpToDate" && vs.OutOfSync == 0
+	})
+	if got := v.run("alpha", append([]string{"sha256sum"}, files...)...); got != want {
+		t.Fatalf("alpha's files changed while bravo's agent restarted:\n%s", got)
+	}
+
 	// Demotion is refused while the filesystem is mounted, naming it.
 	out, err := v.hactlErr("alpha", "volume", "secondary", lab.VolumeName)
 	if err == nil || !strings.Contains(out, lab.Mountpoint) {

@@ -405,7 +405,15 @@ func cleanStale(ctx context.Context, runtimeDir, volume string) error {
 	mnt := filepath.Join(runtimeDir, "attach", volume)
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	for _, dev := range loopsBackedBy(filepath.Join(mnt, volume)) {
+	// Our leftover loop device is bound to the file on the FUSE mount at
+	// mnt in this mount namespace; with no such mount there is none.
+	var loops []string
+	if fuseDev, ok, err := mountDevice(mnt); err != nil {
+		return err
+	} else if ok {
+		loops = loopsBackedByOn(filepath.Join(mnt, volume), fuseDev)
+	}
+	for _, dev := range loops {
 		hs, err := holders(dev, -1)
 		if err != nil {
 			return err
@@ -431,6 +439,28 @@ func cleanStale(ctx context.Context, runtimeDir, volume string) error {
 		}
 	}
 	return unmountStale(mnt)
+}
+
+// mountDevice returns the device number of what is mounted on mnt (the
+// top of the stack), and whether anything is.
+func mountDevice(mnt string) (uint64, bool, error) {
+	mounts, err := readMountinfo()
+	if err != nil {
+		return 0, false, err
+	}
+	var dev uint64
+	found := false
+	for _, m := range mounts {
+		if m.mountPoint != mnt {
+			continue
+		}
+		var major, minor uint32
+		if _, err := fmt.Sscanf(m.devNum, "%d:%d", &major, &minor); err != nil {
+			return 0, false, fmt.Errorf("mountinfo: bad device number %q for %s", m.devNum, mnt)
+		}
+		dev, found = unix.Mkdev(major, minor), true
+	}
+	return dev, found, nil
 }
 
 // unmountStale unmounts whatever is mounted on mnt (a dead FUSE mount

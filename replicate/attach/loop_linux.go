@@ -157,6 +157,27 @@ func loopsBackedBy(file string) []string {
 	return out
 }
 
+// loopsBackedByOn is loopsBackedBy restricted to loop devices whose
+// backing file lives on the filesystem with device number dev. The path
+// alone is ambiguous: in another mount namespace (another lab node, a
+// container) the same path names another file, and that node's loop
+// device must not be taken for ours.
+func loopsBackedByOn(file string, dev uint64) []string {
+	var out []string
+	for _, path := range loopsBackedBy(file) {
+		f, err := os.OpenFile(path, os.O_RDONLY, 0)
+		if err != nil {
+			continue
+		}
+		info, err := unix.IoctlLoopGetStatus64(int(f.Fd()))
+		f.Close()
+		if err == nil && info.Device == dev {
+			out = append(out, path)
+		}
+	}
+	return out
+}
+
 // clearLoop releases a loop device this process does not hold (a leftover
 // from a crash).
 func clearLoop(ctx context.Context, path string) error {

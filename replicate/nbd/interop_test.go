@@ -241,7 +241,7 @@ func TestInteropFio(t *testing.T) {
 	sock, _ := listen(t, s)
 
 	out := run(t, "fio", "--name=nbd-verify", "--ioengine=nbd", "--uri="+uri("vol", sock),
-		"--rw=randwrite", "--bs=4k", "--iodepth=32", "--size=32m", "--verify=crc32c",
+		"--rw=randwrite", "--bs=4k", "--iodepth=32", "--size=32m", "--verify=crc32c", "--verify_state_save=0",
 		"--output-format=json")
 	var res struct {
 		Jobs []struct {
