@@ -16,6 +16,7 @@ declare -A need=(
 	[nbdinfo]=libnbd-bin
 	[nbdcopy]=libnbd-bin
 	[fio]=fio
+	[nbdkit]=nbdkit
 	[fusermount3]=fuse3
 	[tcpdump]=tcpdump
 	[nft]=nftables
@@ -28,7 +29,15 @@ for cmd in "${!need[@]}"; do
 		missing+=("${need[$cmd]}")
 	fi
 done
+# The replication benchmark serves a file with nbdkit's file plugin;
+# Debian's nbdkit package ships it, but say so if it went missing.
+check_nbdkit_file() {
+	if command -v nbdkit >/dev/null 2>&1 && ! nbdkit file --version >/dev/null 2>&1; then
+		echo "install-deps: nbdkit has no file plugin (nbdkit file --version fails); make bench needs it" >&2
+	fi
+}
 if [ ${#missing[@]} -eq 0 ]; then
+	check_nbdkit_file
 	exit 0
 fi
 mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
@@ -47,3 +56,4 @@ apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
 	systemctl disable --now keepalived >/dev/null 2>&1 || true
 fi
+check_nbdkit_file

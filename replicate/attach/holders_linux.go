@@ -189,5 +189,5 @@ func unescapeMount(s string) string {
 
 // busyError formats ErrBusy with the holders and the way out.
 func busyError(devPath string, hs []string) error {
-	return fmt.Errorf("%w: %s is %s; unmount or stop them first, or detach with force", ErrBusy, devPath, strings.Join(hs, ", "))
+	return fmt.Errorf("%w: %s is %s; unmount it or stop them first", ErrBusy, devPath, strings.Join(hs, ", "))
 }
