@@ -351,13 +351,17 @@ func (run *volumeRun) promote(ctx context.Context, force bool, runtimeDir string
 		plan.Steps = append(plan.Steps, "promoted to Primary")
 	}
 	if run.att == nil && run.spec.Volume.Attach != config.AttachNone {
-		att, err := attach.Attach(ctx, attach.Options{
-			Volume:     run.spec.Volume.Name,
-			Mode:       attach.Mode(run.spec.Volume.Attach),
-			RuntimeDir: runtimeDir,
-			Device:     run.vol.Device(),
-			NBD:        run.nbdOptions(),
-		})
+		nbdOpts, err := run.nbdOptions(ctx)
+		var att *attach.Attachment
+		if err == nil {
+			att, err = attach.Attach(ctx, attach.Options{
+				Volume:     run.spec.Volume.Name,
+				Mode:       attach.Mode(run.spec.Volume.Attach),
+				RuntimeDir: runtimeDir,
+				Device:     run.vol.Device(),
+				NBD:        nbdOpts,
+			})
+		}
 		if err != nil {
 			// Not usable here: do not stay Primary behind the operator's back.
 			if derr := run.vol.Demote(ctx); derr != nil {
@@ -402,14 +406,26 @@ func (run *volumeRun) demote(ctx context.Context) (api.Plan, error) {
 	return plan, nil
 }
 
-// nbdOptions lets the kernel NBD client reach the volume's socket.
-func (run *volumeRun) nbdOptions() attach.NBDOptions {
+// nbdOptions lets the kernel NBD client reach the volume's socket: each
+// connection is negotiated here and handed over in the transmission phase.
+func (run *volumeRun) nbdOptions(ctx context.Context) (attach.NBDOptions, error) {
+	if mode, _ := attach.Resolve(attach.Mode(run.spec.Volume.Attach)); mode != attach.ModeNBD {
+		return attach.NBDOptions{}, nil
+	}
+	f, info, err := nbd.DialUnix(ctx, run.socket, run.spec.Volume.Name)
+	if err != nil {
+		return attach.NBDOptions{}, err
+	}
+	f.Close()
 	return attach.NBDOptions{
 		Dial: func(ctx context.Context) (*os.File, error) {
-			return nil, errors.New("the kernel NBD client needs the NBD client handshake")
+			f, _, err := nbd.DialUnix(ctx, run.socket, run.spec.Volume.Name)
+			return f, err
 		},
-		Size: run.vol.Size(),
-	}
+		Size:        info.Size,
+		Flags:       info.Flags,
+		Connections: 1,
+	}, nil
 }
 
 // fill adds the live state of the volumes to st.

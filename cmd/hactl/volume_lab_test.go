@@ -29,12 +29,25 @@ type volumeLab struct {
 }
 
 // newVolumeLab brings up the lab, creates the volume's metadata on both
-// nodes and starts their agents, without a Primary yet.
-func newVolumeLab(t *testing.T, diskSize int64) *volumeLab {
+// nodes and starts their agents, without a Primary yet. edit, if given,
+// changes the generated cluster file first.
+func newVolumeLab(t *testing.T, diskSize int64, edit ...func(string) string) *volumeLab {
 	t.Helper()
 	v := &volumeLab{&vrrpLab{t: t, l: newLab(t, lab.Options{Nodes: 2, DiskSize: diskSize}, "losetup", "mkfs.ext4", "mount", "sha256sum")}}
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("skipping: needs /dev/fuse for attach = \"loop\"")
+	}
+	if len(edit) > 0 {
+		text, err := lab.ClusterFile(v.l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range edit {
+			text = e(text)
+		}
+		if err := v.l.SetClusterFile(text); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, n := range []string{"alpha", "bravo"} {
 		v.hactl(n, "volume", "create-md", lab.VolumeName)
@@ -222,4 +235,25 @@ func TestVolumeExt4SurvivesSwitchOfPrimary(t *testing.T) {
 	if ha, hb := v.dataHash("alpha"), v.dataHash("bravo"); ha != hb {
 		t.Fatalf("backing files differ after quiescing: alpha %s, bravo %s", ha, hb)
 	}
+}
+
+// On this kernel there is no nbd module: attach = "nbd" must fail at
+// promotion with a clear reason and leave the volume Secondary.
+func TestVolumeAttachNBDWithoutModuleStaysSecondary(t *testing.T) {
+	if _, err := os.Stat("/sys/module/nbd"); err == nil {
+		t.Skip("skipping: this kernel has the nbd module")
+	}
+	v := newVolumeLab(t, 32<<20, func(s string) string {
+		return strings.Replace(s, `attach   = "loop"`, `attach   = "nbd"`, 1)
+	})
+	v.waitVolume("alpha", "connected", connected)
+	out, err := v.hactlErr("alpha", "volume", "primary", lab.VolumeName, "--force")
+	if err == nil || !strings.Contains(out, "nbd") || !strings.Contains(out, "demoted again") {
+		t.Fatalf("attach = nbd without the module: %v\n%s", err, out)
+	}
+	vs, _ := v.volume("alpha")
+	if vs.Role != "Secondary" || vs.Device != "" {
+		t.Fatalf("after the failed attach alpha is %s with device %q, want Secondary and none", vs.Role, vs.Device)
+	}
+	t.Logf("refusal: %s", strings.TrimSpace(out))
 }
