@@ -78,20 +78,48 @@ func (v *Volume) Run(ctx context.Context) error {
 		}
 		if err != nil {
 			v.linkFailed("connect", err)
-			_ = bo.Wait(ctx)
+			v.waitRetry(ctx, &bo)
 			continue
 		}
 		if v.serve(ctx, link) {
 			bo.Reset()
 		}
 		if ctx.Err() == nil {
-			_ = bo.Wait(ctx)
+			v.waitRetry(ctx, &bo)
 		}
 	}
 	v.mu.Lock()
 	v.conn = StandAlone
 	v.mu.Unlock()
 	return nil
+}
+
+// standAloneRetry is how often a node whose last link was refused for
+// split brain or unrelated data tries again: the peer may have been
+// resolved (hactl volume resolve works from either node).
+const standAloneRetry = 5 * time.Second
+
+// waitRetry waits before the next connection attempt: the backoff, or
+// standAloneRetry while StandAlone; Resolve cuts either short.
+func (v *Volume) waitRetry(ctx context.Context, bo *wire.Backoff) {
+	v.mu.Lock()
+	standAlone := v.standAlone
+	if standAlone {
+		v.conn = StandAlone
+	}
+	v.mu.Unlock()
+	d := bo.Next()
+	if standAlone {
+		d = standAloneRetry
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-v.kick:
+		bo.Reset()
+	case <-ctx.Done():
+	}
 }
 
 // linkFailed records why a connection attempt or a link ended, logging a
@@ -125,13 +153,21 @@ func (v *Volume) hello() wire.Hello {
 
 func (v *Volume) helloLocked() wire.Hello {
 	sb := v.m.Super()
+	flags := toWireFlags(sb.Flags)
+	switch v.discard {
+	case "":
+	case v.cfg.Node:
+		flags |= wire.FlagDiscardMyData
+	default:
+		flags |= wire.FlagDiscardPeer
+	}
 	return wire.Hello{
 		Node:   v.cfg.Node,
 		Volume: v.cfg.Volume,
 		Size:   uint64(v.size),
 		Gen:    toWire(sb.GI),
 		Dirty:  v.m.Bitmap().Count(),
-		Flags:  toWireFlags(sb.Flags),
+		Flags:  flags,
 		Role:   v.role.wire(),
 		Disk:   v.disk,
 	}
@@ -183,6 +219,7 @@ func side(h wire.Hello) decide.Side {
 		CrashedPrimary: h.Flags&wire.FlagCrashedPrimary != 0,
 		Inconsistent:   h.Disk == wire.DiskInconsistent || h.Flags&wire.FlagConsistent == 0,
 		Outdated:       h.Disk == wire.DiskOutdated,
+		DiscardMyData:  h.Flags&wire.FlagDiscardMyData != 0,
 	}
 }
 
@@ -257,20 +294,36 @@ func (v *Volume) install(pc *peerConn, peer wire.Hello) (wire.Reason, string, er
 		v.lastErr = "refused: both nodes are Primary"
 		return wire.ReasonPolicy, "both nodes are Primary", errors.New("refused: both nodes are Primary; demote one of them")
 	}
-	d := decide.Decide(decide.Input{Volume: v.cfg.Volume, Self: side(self), Peer: side(peer), Policy: v.cfg.Policy})
+	// An operator's resolution counts whichever node it was given on.
+	selfSide, peerSide := side(self), side(peer)
+	selfSide.DiscardMyData = selfSide.DiscardMyData || peer.Flags&wire.FlagDiscardPeer != 0
+	peerSide.DiscardMyData = peerSide.DiscardMyData || self.Flags&wire.FlagDiscardPeer != 0
+	d := decide.Decide(decide.Input{Volume: v.cfg.Volume, Self: selfSide, Peer: peerSide, Policy: v.cfg.Policy})
 	v.splitBrain = d.SplitBrain
+	if d.SplitBrain != nil {
+		v.sbChanged = map[string]uint64{self.Node: self.Dirty * meta.BlockSize, peer.Node: peer.Dirty * meta.BlockSize}
+	}
 	switch d.Kind {
 	case decide.SplitBrain:
+		v.standAlone = true
+		v.log.Error("split brain: both nodes changed the data while disconnected; nothing is overwritten until an operator decides",
+			zap.String("event", "split-brain"), zap.String("reason", d.Reason), zap.Strings("resolve", d.SplitBrain.Resolve),
+			zap.Uint64("changed_bytes_here", self.Dirty*meta.BlockSize), zap.Uint64("changed_bytes_peer", peer.Dirty*meta.BlockSize))
 		return wire.ReasonSplitBrain, d.Reason, fmt.Errorf("split brain: %s", d.Reason)
 	case decide.Unrelated:
+		v.standAlone = true
 		return wire.ReasonUnrelated, d.Reason, fmt.Errorf("unrelated data: %s", d.Reason)
 	case decide.Refuse:
 		return wire.ReasonPolicy, d.Reason, fmt.Errorf("refused: %s", d.Reason)
 	}
-	v.splitBrain = nil
+	v.splitBrain, v.standAlone, v.discard = nil, false, ""
 	if d.SplitBrain != nil {
-		v.log.Warn("split brain resolved by policy", zap.String("event", "split-brain-resolved"),
-			zap.String("policy", d.SplitBrain.Policy), zap.String("discard", d.SplitBrain.Discard), zap.String("reason", d.Reason))
+		lost := d.SplitBrain.Discard
+		v.log.Warn("split brain resolved: the changes of "+lost+" are discarded",
+			zap.String("event", "split-brain-resolved"), zap.String("policy", d.SplitBrain.Policy),
+			zap.String("discard", lost), zap.Uint64("discarded_bytes_at_most", v.sbChanged[lost]),
+			zap.Uint64("changed_bytes_here", self.Dirty*meta.BlockSize), zap.Uint64("changed_bytes_peer", peer.Dirty*meta.BlockSize),
+			zap.String("reason", d.Reason))
 	}
 
 	err := v.m.Update(func(s *meta.Superblock) error {

@@ -27,24 +27,46 @@ const PromoteTimeout = 10 * time.Second
 func (v *Volume) Promote(ctx context.Context, force bool) error {
 	v.roleMu.Lock()
 	defer v.roleMu.Unlock()
+	// A link that breaks while we ask the peer says nothing about the
+	// peer's answer: wait for its teardown and decide again, as
+	// disconnected or on the next link.
+	for attempt := 1; ; attempt++ {
+		pc, err := v.promote(ctx, force)
+		if !errors.Is(err, errLinkChanged) || attempt == 3 {
+			return err
+		}
+		select {
+		case <-pc.gone:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// errLinkChanged: the link broke or changed during a connected promotion.
+var errLinkChanged = errors.New("the replication link went down while asking the peer; try again")
+
+// promote is one attempt of Promote, with roleMu held. On errLinkChanged
+// it returns the link that changed.
+func (v *Volume) promote(ctx context.Context, force bool) (*peerConn, error) {
 	v.mu.Lock()
 	if err := v.usableLocked(); err != nil {
 		v.mu.Unlock()
-		return err
+		return nil, err
 	}
 	if v.role == Primary {
 		v.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	pc := v.pc
 	if pc != nil {
 		switch {
 		case pc.peerRole == Primary:
 			v.mu.Unlock()
-			return fmt.Errorf("%w (%s): demote it first, or use hactl failover", ErrPeerPrimary, pc.link.Peer().Node)
+			return nil, fmt.Errorf("%w (%s): demote it first, or use hactl failover", ErrPeerPrimary, pc.link.Peer().Node)
 		case pc.state == SyncTarget:
 			v.mu.Unlock()
-			return fmt.Errorf("%w: this node is the resync target and Inconsistent until the resync finishes", ErrNoUpToDateData)
+			return nil, fmt.Errorf("%w: this node is the resync target and Inconsistent until the resync finishes", ErrNoUpToDateData)
 		}
 	}
 	forced := false
@@ -53,17 +75,17 @@ func (v *Volume) Promote(ctx context.Context, force bool) error {
 	case wire.DiskInconsistent, wire.DiskOutdated:
 		if !force {
 			v.mu.Unlock()
-			return fmt.Errorf("%w: the disk is %v; for the first promotion of a fresh volume use --force (its data becomes the volume's)", ErrNoUpToDateData, v.disk)
+			return nil, fmt.Errorf("%w: the disk is %v; for the first promotion of a fresh volume use --force (its data becomes the volume's)", ErrNoUpToDateData, v.disk)
 		}
 		if pc != nil && pc.peerDisk >= wire.DiskConsistent {
 			v.mu.Unlock()
-			return fmt.Errorf("%w: the disk is %v and the connected peer %s has %v data; promote the peer, or let this node resync from it",
+			return nil, fmt.Errorf("%w: the disk is %v and the connected peer %s has %v data; promote the peer, or let this node resync from it",
 				ErrNoUpToDateData, v.disk, pc.link.Peer().Node, pc.peerDisk)
 		}
 		forced = true
 	default:
 		v.mu.Unlock()
-		return fmt.Errorf("%w: the disk is %v", ErrNoUpToDateData, v.disk)
+		return nil, fmt.Errorf("%w: the disk is %v", ErrNoUpToDateData, v.disk)
 	}
 
 	if pc != nil {
@@ -72,12 +94,14 @@ func (v *Volume) Promote(ctx context.Context, force bool) error {
 		sc := v.stateChangeLocked(Primary)
 		v.mu.Unlock()
 		err := pc.link.Data.Send(sc)
-		if err == nil {
+		if err != nil {
+			err = errLinkChanged
+		} else {
 			t := time.NewTimer(PromoteTimeout)
 			select {
 			case err = <-ch:
 			case <-pc.ctx.Done():
-				err = errors.New("the replication link went down while asking the peer; try again")
+				err = errLinkChanged
 			case <-ctx.Done():
 				err = ctx.Err()
 			case <-t.C:
@@ -90,11 +114,12 @@ func (v *Volume) Promote(ctx context.Context, force bool) error {
 			v.promoting = nil
 		}
 		if err == nil && v.pc != pc {
-			err = errors.New("the replication link changed while asking the peer; try again")
+			err = errLinkChanged
 		}
 		if err != nil {
+			still := v.pc == pc
 			v.mu.Unlock()
-			if pc.ctx.Err() == nil && v.pc == pc {
+			if pc.ctx.Err() == nil && still {
 				// Tell the peer we stay Secondary, so it does not hold
 				// on to a half-made promotion.
 				v.mu.Lock()
@@ -102,13 +127,16 @@ func (v *Volume) Promote(ctx context.Context, force bool) error {
 				v.mu.Unlock()
 				_ = pc.link.Data.Send(sc)
 			}
-			return fmt.Errorf("promote: %w", err)
+			if errors.Is(err, errLinkChanged) {
+				return pc, err
+			}
+			return nil, fmt.Errorf("promote: %w", err)
 		}
 	}
 	uuid, err := v.newUUID()
 	if err != nil {
 		v.mu.Unlock()
-		return err
+		return nil, err
 	}
 	err = v.m.Update(func(s *meta.Superblock) error {
 		if forced || s.GI.JustCreated() {
@@ -125,7 +153,7 @@ func (v *Volume) Promote(ctx context.Context, force bool) error {
 	})
 	if err != nil {
 		v.mu.Unlock()
-		return v.diskFailed("metadata", err)
+		return nil, v.diskFailed("metadata", err)
 	}
 	v.role = Primary
 	v.disk = wire.DiskUpToDate
@@ -138,7 +166,7 @@ func (v *Volume) Promote(ctx context.Context, force bool) error {
 		// connect-time decision starts a full resync from this node.
 		pc.fail(errors.New("forced promotion: reconnecting to resync the peer"))
 	}
-	return nil
+	return nil, nil
 }
 
 // Demote makes this node Secondary: new I/O is refused at once, I/O in
@@ -197,6 +225,39 @@ func (v *Volume) usableLocked() error {
 		return ErrClosed
 	case v.failed != nil:
 		return fmt.Errorf("%w: %v", ErrDiskFailed, v.failed)
+	}
+	return nil
+}
+
+// Resolve records an operator's split-brain resolution: the changes of
+// node discard (this node or the peer) are to be thrown away at the next
+// handshake, which makes it the resync target of the blocks either side
+// changed. It may be given on either node: the Hello carries it. It only
+// acts on a split brain and is forgotten once a link is up.
+func (v *Volume) Resolve(discard string) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if err := v.usableLocked(); err != nil {
+		return err
+	}
+	switch discard {
+	case v.cfg.Node:
+		if v.role == Primary {
+			return fmt.Errorf("this node is Primary: demote it before discarding its changes")
+		}
+	case v.cfg.Peer:
+		if v.cfg.Peer == "" {
+			return fmt.Errorf("volume %s has no peer", v.cfg.Volume)
+		}
+	default:
+		return fmt.Errorf("node %q holds no disk of volume %s (its nodes: %s, %s)", discard, v.cfg.Volume, v.cfg.Node, v.cfg.Peer)
+	}
+	v.discard = discard
+	v.log.Warn("split-brain resolution requested: the changes of "+discard+" will be discarded at the next handshake",
+		zap.String("event", "split-brain-resolve"), zap.String("discard", discard))
+	select {
+	case v.kick <- struct{}{}:
+	default:
 	}
 	return nil
 }

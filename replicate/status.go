@@ -27,7 +27,13 @@ type Status struct {
 	// LastError says why the link is not up (or last went down).
 	LastError  string                    `json:"last_error,omitempty"`
 	SplitBrain *decide.SplitBrainOutcome `json:"split_brain,omitempty"`
-	Failed     string                    `json:"disk_failure,omitempty"`
+	// SplitBrainChanged is the bytes each node changed while apart, as
+	// seen when the split brain was detected.
+	SplitBrainChanged map[string]uint64 `json:"split_brain_changed_bytes,omitempty"`
+	// Discard is a pending split-brain resolution: the node whose changes
+	// the next handshake discards.
+	Discard string `json:"discard_pending,omitempty"`
+	Failed  string `json:"disk_failure,omitempty"`
 
 	Writes     uint64 `json:"writes"`
 	WriteBytes uint64 `json:"write_bytes"`
@@ -67,6 +73,10 @@ func (v *Volume) Status() Status {
 		Flags:      sb.Flags.String(),
 		LastError:  v.lastErr,
 		SplitBrain: v.splitBrain,
+		Discard:    v.discard,
+	}
+	if v.splitBrain != nil {
+		st.SplitBrainChanged = v.sbChanged
 	}
 	if v.failed != nil {
 		st.Failed = v.failed.Error()

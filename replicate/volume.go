@@ -146,6 +146,16 @@ type Volume struct {
 	running    bool       // Run was called
 	sent       wire.Hello // what the last handshake announced
 	promoting  chan error // a connected promotion waiting for the peer's answer
+	// discard is the node whose changes an operator asked to discard at
+	// the next split-brain handshake ("" none); see Resolve.
+	discard string
+	// standAlone: the last link was refused for a reason only an operator
+	// can fix (split brain, unrelated data); reconnecting slows down.
+	standAlone bool
+	// sbChanged are the blocks each side changed, when split brain was
+	// last detected: node → bytes.
+	sbChanged map[string]uint64
+	kick      chan struct{} // wakes Run's reconnect wait (Resolve)
 
 	// roleMu serialises Promote and Demote.
 	roleMu sync.Mutex
@@ -247,6 +257,7 @@ func Open(cfg Config) (*Volume, error) {
 		reqs:    make(map[uint64]*request),
 		alFree:  make(chan struct{}),
 		runDone: make(chan struct{}),
+		kick:    make(chan struct{}, 1),
 	}
 	if cfg.Connect != nil {
 		v.conn = Connecting

@@ -375,3 +375,109 @@ func TestLinkLossDuringWritesLosesNothing(t *testing.T) {
 	waitFor(t, "bravo UpToDate", func() bool { return b.status().Disk == wire.DiskUpToDate.String() })
 	sameData(t, a, b)
 }
+
+// splitBrain makes both nodes write while apart: alpha at 1 MiB, bravo at
+// 2 MiB (bravo more), and returns what each wrote.
+func splitBrain(t *testing.T, a, b *node) (fromA, fromB []byte) {
+	t.Helper()
+	promoteFresh(t, a, b)
+	if err := a.vol.Demote(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	b.stop()
+	fromA = bytes.Repeat([]byte{0xaa}, 64<<10)
+	fromB = bytes.Repeat([]byte{0xbb}, 128<<10)
+	write := func(n *node, p []byte, off int64) {
+		if err := n.vol.Promote(context.Background(), false); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.vol.WriteAt(p, off, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.vol.Demote(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(a, fromA, 1<<20)
+	a.stop()
+	b.start()
+	write(b, fromB, 2<<20)
+	a.start()
+	return fromA, fromB
+}
+
+func TestSplitBrainIsNeverMergedAndResolvesFromEitherNode(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	fromA, fromB := splitBrain(t, a, b)
+	for _, n := range []*node{a, b} {
+		waitFor(t, n.name+" reports split brain", func() bool { return n.status().SplitBrain != nil })
+	}
+	st := a.status()
+	if st.Connection == string(Connected) || len(st.SplitBrain.Resolve) != 2 ||
+		st.SplitBrain.Resolve[1] != "hactl volume resolve data --discard bravo" {
+		t.Fatalf("alpha's split-brain status: %+v", st)
+	}
+	if st.SplitBrainChanged["alpha"] != 64<<10 || st.SplitBrainChanged["bravo"] != 128<<10 {
+		t.Fatalf("changed bytes reported: %v", st.SplitBrainChanged)
+	}
+	// Nothing overwritten on either side.
+	for _, c := range []struct {
+		n   *node
+		p   []byte
+		off int64
+	}{{a, fromA, 1 << 20}, {b, fromB, 2 << 20}} {
+		got := make([]byte, len(c.p))
+		if _, err := c.n.dev.ReadAt(got, c.off); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, c.p) {
+			t.Fatalf("%s's own changes were overwritten during a split brain", c.n.name)
+		}
+	}
+	// Resolved on bravo, the listening side: bravo's changes go.
+	if err := b.vol.Resolve("bravo"); err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, a, b)
+	waitFor(t, "bravo UpToDate", func() bool { return b.status().Disk == wire.DiskUpToDate.String() })
+	sameData(t, a, b)
+	got := make([]byte, len(fromA))
+	if _, err := b.dev.ReadAt(got, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, fromA) {
+		t.Fatal("alpha's changes did not reach bravo")
+	}
+	if st := b.status(); st.SplitBrain != nil || st.Discard != "" {
+		t.Fatalf("split brain still reported after the resolution: %+v", st)
+	}
+}
+
+func TestSplitBrainPolicyDiscardLeastChanges(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	for _, n := range []*node{a, b} {
+		n.cfg.Policy.After0Pri = "discard-least-changes"
+	}
+	_, fromB := splitBrain(t, a, b)
+	waitConnected(t, a, b)
+	waitFor(t, "alpha UpToDate", func() bool { return a.status().Disk == wire.DiskUpToDate.String() })
+	sameData(t, a, b)
+	got := make([]byte, len(fromB))
+	if _, err := a.dev.ReadAt(got, 2<<20); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, fromB) {
+		t.Fatal("bravo changed more but its changes were discarded")
+	}
+}
+
+func TestResolveRefusesUnknownNodeAndPrimary(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	promoteFresh(t, a, b)
+	if err := a.vol.Resolve("charlie"); err == nil || !strings.Contains(err.Error(), "charlie") {
+		t.Fatalf("resolve naming a stranger: %v", err)
+	}
+	if err := a.vol.Resolve("alpha"); err == nil || !strings.Contains(err.Error(), "Primary") {
+		t.Fatalf("discarding a Primary's own data: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -336,8 +337,13 @@ func (s *volumeSet) change(ctx context.Context, req api.VolumeRequest) (api.Plan
 		return run.promote(ctx, req.Force, s.runtimeDir)
 	case "secondary":
 		return run.demote(ctx)
+	case "resolve":
+		if err := run.vol.Resolve(req.Discard); err != nil {
+			return api.Plan{}, fmt.Errorf("volume %s: %w", req.Volume, err)
+		}
+		return api.Plan{Steps: []string{"the changes of " + req.Discard + " will be discarded at the next handshake (it resyncs the blocks either node changed)"}}, nil
 	}
-	return api.Plan{}, fmt.Errorf("unknown volume action %q (want primary or secondary)", req.Action)
+	return api.Plan{}, fmt.Errorf("unknown volume action %q (want primary, secondary or resolve)", req.Action)
 }
 
 func (run *volumeRun) promote(ctx context.Context, force bool, runtimeDir string) (api.Plan, error) {
@@ -458,7 +464,12 @@ func (s *volumeSet) fill(st *api.Status) {
 			vs.Problem = "disk failed: " + rs.Failed
 		}
 		if sb := rs.SplitBrain; sb != nil && sb.Discard == "" {
-			vs.Problem = "split brain (" + strconv.Itoa(sb.Primaries) + " primaries); resolve with one of: " + fmt.Sprint(sb.Resolve)
+			vs.SplitBrain = &api.SplitBrainStatus{Primaries: sb.Primaries, ChangedBytes: rs.SplitBrainChanged, Resolve: sb.Resolve, Pending: rs.Discard}
+			vs.Problem = "split brain: both nodes changed the data while apart (" + strconv.Itoa(sb.Primaries) +
+				" Primary now); nothing is overwritten until you choose whose changes to discard: " + strings.Join(sb.Resolve, "  or  ")
+			if rs.Discard != "" {
+				vs.Problem += "; resolution given: discard " + rs.Discard + ", waiting for the next handshake"
+			}
 		}
 		if r := rs.Resync; r != nil {
 			vs.Resync = &api.ResyncStatus{Direction: r.Direction, Total: r.Total, Done: r.Done, Percent: r.Percent, Rate: r.RateBps, ETA: r.ETA}

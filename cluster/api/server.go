@@ -34,10 +34,13 @@ type Backend interface {
 // VolumeRequest changes a volume's role on this node.
 type VolumeRequest struct {
 	Volume string `json:"volume"`
-	Action string `json:"action"` // "primary" or "secondary"
+	Action string `json:"action"` // "primary", "secondary" or "resolve"
 	// Force promotes data that is not UpToDate: the first promotion of a
 	// fresh volume.
 	Force bool `json:"force"`
+	// Discard names the node whose changes a split-brain resolution
+	// throws away ("resolve").
+	Discard string `json:"discard,omitempty"`
 }
 
 // FailoverRequest asks to move a group (or every group) away from its

@@ -134,6 +134,17 @@ type VolumeStatus struct {
 	// Problem says why the link is down, why the volume failed to start,
 	// or what a split brain needs.
 	Problem string `json:"problem,omitempty"`
+	// SplitBrain is set while the data diverged and no policy resolved it.
+	SplitBrain *SplitBrainStatus `json:"split_brain,omitempty"`
+}
+
+// SplitBrainStatus is an unresolved split brain: what each node changed
+// while apart and the commands that resolve it.
+type SplitBrainStatus struct {
+	Primaries    int               `json:"primaries"`
+	ChangedBytes map[string]uint64 `json:"changed_bytes"`
+	Resolve      []string          `json:"resolve"`
+	Pending      string            `json:"discard_pending,omitempty"` // a resolution given, not yet applied
 }
 
 // ResyncStatus is a running resync.

@@ -77,6 +77,7 @@ and the other subcommands talk to the local agent.`,
 		newValidateCmd(g),
 		newLabCmd(g),
 		newVolumeCmd(g),
+		newResolveCmd(g), // "hactl resolve" is "hactl volume resolve" (DESIGN §3.3 names it so)
 		newVersionCmd(),
 	)
 	return root

@@ -29,13 +29,13 @@ from the cluster file (--config); this node is found by its addresses or
 hostname, or named with --node.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageErrorf("unknown volume command %q (want create-md, dump-md, primary or secondary)", args[0])
+				return usageErrorf("unknown volume command %q (want create-md, dump-md, primary, secondary or resolve)", args[0])
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newCreateMDCmd(g), newDumpMDCmd(g), newVolumeRoleCmd(g, "primary"), newVolumeRoleCmd(g, "secondary"))
+	cmd.AddCommand(newCreateMDCmd(g), newDumpMDCmd(g), newVolumeRoleCmd(g, "primary"), newVolumeRoleCmd(g, "secondary"), newResolveCmd(g))
 	return cmd
 }
 
@@ -157,6 +157,38 @@ its agent). It is refused, naming who holds it, while the device is mounted
 or open, or while NBD clients are connected to its socket; I/O in flight
 is completed first.`
 	}
+	return cmd
+}
+
+// newResolveCmd is "hactl volume resolve VOLUME --discard NODE" (also
+// "hactl resolve"): an operator's split-brain decision.
+func newResolveCmd(g *globals) *cobra.Command {
+	var discard string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "resolve VOLUME --discard NODE",
+		Short: "Resolve a split brain: discard the changes NODE made while apart",
+		Long: `Resolve a split brain of VOLUME: the changes NODE made while the nodes were
+apart are thrown away, and NODE resyncs the blocks either node changed from
+the other (not the whole device). Run it on either node of the volume: the
+next handshake carries the decision. hactl status names the nodes and what
+each changed.`,
+		Args: exactArgs(1, "a VOLUME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if discard == "" {
+				return usageErrorf("--discard NODE is required: the node whose changes are thrown away")
+			}
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			plan, err := api.NewClient(g.socket).Volume(ctx, api.VolumeRequest{Volume: args[0], Action: "resolve", Discard: discard})
+			if err != nil {
+				return agentError(err)
+			}
+			return writePlan(cmd.OutOrStdout(), plan, asJSON)
+		},
+	}
+	cmd.Flags().StringVar(&discard, "discard", "", "the node whose changes are discarded")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
 

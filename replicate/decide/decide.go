@@ -169,7 +169,7 @@ type SplitBrainOutcome struct {
 	Discard string
 	// Resolve holds, when unresolved, the exact commands an operator
 	// can run, one per possible victim, ordered by node id:
-	// "hactl resolve VOLUME --discard NODE".
+	// "hactl volume resolve VOLUME --discard NODE".
 	Resolve []string
 }
 

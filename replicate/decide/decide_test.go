@@ -136,7 +136,7 @@ func TestRows(t *testing.T) {
 		{"7: both crashed, both Secondary → lower node id is Source",
 			pair(side("b", gi(uX|1, 0, 0, 0), crashed), side("a", gi(uX|1, 0, 0, 0), crashed)), want{kind: Target, rule: 7, reason: "tie-break"}},
 		{"7: crashed primary, both Primary → SplitBrain, disconnect",
-			pair(side("a", gi(uX|1, 0, 0, 0), crashed, primary), side("b", gi(uX|1, 0, 0, 0), primary)), want{kind: SplitBrain, rule: 7, reason: "hactl resolve vol0 --discard a or hactl resolve vol0 --discard b"}},
+			pair(side("a", gi(uX|1, 0, 0, 0), crashed, primary), side("b", gi(uX|1, 0, 0, 0), primary)), want{kind: SplitBrain, rule: 7, reason: "hactl volume resolve vol0 --discard a or hactl volume resolve vol0 --discard b"}},
 		{"8: self.cur == peer.bm → Target, bitmap",
 			pair(side("a", gi(uX|1, 0, 0, 0), crashed), side("b", gi(uZ|1, uX, 0, 0), primary)), want{kind: Target, rule: 8}},
 		{"9: self.cur == peer.hist[0], peer.bm == hist[0]+OFFSET → Target, bitmap (undo peer rotation)",
@@ -150,7 +150,7 @@ func TestRows(t *testing.T) {
 		{"13: peer.cur in self.hist → Source, full",
 			pair(side("a", gi(uY, uZ, uX, 0)), side("b", gi(uX, 0, 0, 0))), want{kind: Source, full: true, rule: 13}},
 		{"14: self.bm == peer.bm ≠ 0 → SplitBrain (default policy disconnect)",
-			pair(side("a", gi(uY, uX, 0, 0)), side("b", gi(uZ, uX, 0, 0))), want{kind: SplitBrain, rule: 14, reason: "hactl resolve vol0 --discard a"}},
+			pair(side("a", gi(uY, uX, 0, 0)), side("b", gi(uZ, uX, 0, 0))), want{kind: SplitBrain, rule: 14, reason: "hactl volume resolve vol0 --discard a"}},
 		{"15: shared history only → SplitBrain, disconnect",
 			Input{Self: side("a", gi(uY, uZ, uX, 0)), Peer: side("b", gi(uW, uV, uX, 0)), Policy: Policies{After0Pri: PolicyDiscardLeastChanges}},
 			want{kind: SplitBrain, rule: 15, reason: "no automatic recovery"}},
@@ -241,7 +241,7 @@ func TestPostSteps(t *testing.T) {
 
 func TestResolveCommand(t *testing.T) {
 	d := Decide(Input{Volume: "data", Self: side("n2", gi(uY, uX, 0, 0)), Peer: side("n1", gi(uZ, uX, 0, 0))})
-	want := []string{"hactl resolve data --discard n1", "hactl resolve data --discard n2"}
+	want := []string{"hactl volume resolve data --discard n1", "hactl volume resolve data --discard n2"}
 	if d.Kind != SplitBrain || d.SplitBrain == nil || !reflect.DeepEqual(d.SplitBrain.Resolve, want) {
 		t.Fatalf("got %v %+v, want resolve %q", d, d.SplitBrain, want)
 	}

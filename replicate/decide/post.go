@@ -99,8 +99,8 @@ func resolveCommands(in Input) []string {
 		a, b = b, a
 	}
 	return []string{
-		fmt.Sprintf("hactl resolve %s --discard %s", in.Volume, a),
-		fmt.Sprintf("hactl resolve %s --discard %s", in.Volume, b),
+		fmt.Sprintf("hactl volume resolve %s --discard %s", in.Volume, a),
+		fmt.Sprintf("hactl volume resolve %s --discard %s", in.Volume, b),
 	}
 }
 

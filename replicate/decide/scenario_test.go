@@ -70,7 +70,7 @@ func TestScenario05BothPrimary(t *testing.T) {
 	b = b.Promote(uZ, false) // forced promotion in the partition
 	in := Input{Volume: "data", Self: side("a", a, primary, dirty(10)), Peer: side("b", b, primary, dirty(20))}
 	d := expect(t, in, SplitBrain, false, 14)
-	if d.SplitBrain.Primaries != 2 || d.SplitBrain.Resolve[1] != "hactl resolve data --discard b" {
+	if d.SplitBrain.Primaries != 2 || d.SplitBrain.Resolve[1] != "hactl volume resolve data --discard b" {
 		t.Fatalf("%+v", *d.SplitBrain)
 	}
 	// The operator demotes b and resolves with b as the victim: bitmap

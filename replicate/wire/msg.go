@@ -72,7 +72,12 @@ const (
 	FlagWasUpToDate    StateFlags = 1 << 1
 	FlagCrashedPrimary StateFlags = 1 << 2 // was Primary when it went down uncleanly
 	FlagPeerOutdated   StateFlags = 1 << 3 // we marked the peer outdated
-	knownStateFlags               = FlagConsistent | FlagWasUpToDate | FlagCrashedPrimary | FlagPeerOutdated
+	// FlagDiscardMyData and FlagDiscardPeer carry an operator's split-brain
+	// resolution (hactl volume resolve --discard NODE, run on either node):
+	// this node's changes, or the peer's, are to be discarded.
+	FlagDiscardMyData StateFlags = 1 << 4
+	FlagDiscardPeer   StateFlags = 1 << 5
+	knownStateFlags              = FlagConsistent | FlagWasUpToDate | FlagCrashedPrimary | FlagPeerOutdated | FlagDiscardMyData | FlagDiscardPeer
 )
 
 // WriteFlags go with a write (Data, Trim, WriteZeroes).
