@@ -46,6 +46,7 @@ type pairOpts struct {
 	secretA      string
 	secretB      string
 	noStartBravo bool
+	tune         func(*Config) // changes both nodes' Config before they start
 }
 
 // newPair makes the two nodes of a fresh volume, alpha dialing bravo,
@@ -77,6 +78,10 @@ func newPair(t *testing.T, o pairOpts) (*node, *node) {
 		}
 	}
 	a.cfg.Secret, b.cfg.Secret = []byte(o.secretA), []byte(o.secretB)
+	if o.tune != nil {
+		o.tune(&a.cfg)
+		o.tune(&b.cfg)
+	}
 	a.cfg.Connect = Dial(addr)
 	b.lis = NewListener(addr)
 	b.cfg.Connect = b.lis.Connect

@@ -29,19 +29,28 @@ type resync struct {
 	full   bool
 
 	bitmapDone chan struct{} // the peer's last bitmap chunk arrived
+	walkDone   chan struct{} // closed when the resync finished here
 	started    bool          // target: the sync UUID is applied (under v.mu)
 	finished   bool          // under v.mu
 
 	winMu    sync.Mutex
 	inflight int64
 	winCh    chan struct{}
+	budget   int64 // bytes the pacer allows to send now (source)
+	limited  bool  // the budget applies (a rate is in force)
+
+	// Target: ranges written by the resync whose bits are cleared only at
+	// the next checkpoint, after the data is synced: a bit cleared on disk
+	// must never stand for data that a crash can still lose.
+	clearMu sync.Mutex
+	toClear [][2]uint64 // first block, count
 
 	total, done atomic.Uint64 // bytes
 	startedAt   time.Time
 }
 
 func newResync(pc *peerConn, source, full bool) *resync {
-	return &resync{pc: pc, v: pc.v, source: source, full: full, bitmapDone: make(chan struct{}), winCh: make(chan struct{}), startedAt: time.Now()}
+	return &resync{pc: pc, v: pc.v, source: source, full: full, bitmapDone: make(chan struct{}), walkDone: make(chan struct{}), winCh: make(chan struct{}), startedAt: time.Now()}
 }
 
 // run is the resync's own goroutine: send our bitmap and, on the source,
@@ -61,6 +70,7 @@ func (rs *resync) run() {
 		return
 	}
 	if !rs.source {
+		rs.checkpointLoop()
 		return
 	}
 	select {
@@ -68,6 +78,13 @@ func (rs *resync) run() {
 	case <-pc.ctx.Done():
 		return
 	}
+	ctl := newResyncRate(v.cfg.ResyncRate, v.cfg.ResyncMinRate, v.cfg.ResyncMaxRate, rateTick)
+	rs.winMu.Lock()
+	rs.budget, rs.limited = ctl.next(false)
+	rs.winMu.Unlock()
+	pacerDone := make(chan struct{})
+	defer func() { <-pacerDone }()
+	go func() { defer close(pacerDone); rs.pace(ctl) }()
 	uuid, err := v.newUUID()
 	if err != nil {
 		pc.fail(err)
@@ -122,6 +139,10 @@ func (rs *resync) walk() error {
 			n := min(end-b, chunkBlocks)
 			off, length := int64(b*meta.BlockSize), int64(n*meta.BlockSize)
 			if err := rs.acquire(length); err != nil {
+				return err
+			}
+			if err := rs.takeBudget(length); err != nil {
+				rs.release(length)
 				return err
 			}
 			release, err := v.inflight.Acquire(pc.ctx, uint64(off), uint64(length))
@@ -201,6 +222,106 @@ func (rs *resync) onAck(m *wire.ResyncAck) error {
 	return nil
 }
 
+// pace ticks the rate controller until the resync ends, refilling the
+// budget the walk spends. Periodically it also flushes the source's bitmap
+// (progress survives a crash of the source too).
+func (rs *resync) pace(ctl resyncRate) {
+	v := rs.v
+	t := time.NewTicker(rateTick)
+	defer t.Stop()
+	lastFlush := time.Now()
+	var lastWrites uint64
+	for {
+		select {
+		case <-rs.pc.ctx.Done():
+			return
+		case <-rs.walkDone:
+			return
+		case <-t.C:
+		}
+		v.stats.mu.Lock()
+		writes := v.stats.writes
+		v.stats.mu.Unlock()
+		appActive := writes != lastWrites
+		lastWrites = writes
+		allow, limited := ctl.next(appActive)
+		rs.winMu.Lock()
+		// Unused budget does not pile up into a burst later; a debt from
+		// the last chunk is paid back first.
+		rs.budget, rs.limited = min(rs.budget+allow, allow), limited
+		close(rs.winCh)
+		rs.winCh = make(chan struct{})
+		rs.winMu.Unlock()
+		if time.Since(lastFlush) >= v.cfg.ResyncCheckpoint {
+			_ = v.m.Bitmap().Flush()
+			lastFlush = time.Now()
+		}
+	}
+}
+
+// takeBudget waits until the pacer allows sending, then spends n bytes
+// (the budget may go negative by one chunk: it is paid back first).
+func (rs *resync) takeBudget(n int64) error {
+	rs.winMu.Lock()
+	for rs.limited && rs.budget <= 0 {
+		ch := rs.winCh
+		rs.winMu.Unlock()
+		select {
+		case <-ch:
+		case <-rs.pc.ctx.Done():
+			return rs.pc.ctx.Err()
+		}
+		rs.winMu.Lock()
+	}
+	rs.budget -= n
+	rs.winMu.Unlock()
+	return nil
+}
+
+// checkpointLoop is the target's: every ResyncCheckpoint it makes the
+// resync's progress durable, until the resync ends.
+func (rs *resync) checkpointLoop() {
+	t := time.NewTicker(rs.v.cfg.ResyncCheckpoint)
+	defer t.Stop()
+	for {
+		select {
+		case <-rs.pc.ctx.Done():
+			// Whatever reached the disk before the link went is kept.
+			_ = rs.checkpoint()
+			return
+		case <-rs.walkDone:
+			return
+		case <-t.C:
+			if err := rs.checkpoint(); err != nil {
+				rs.pc.fail(err)
+				return
+			}
+		}
+	}
+}
+
+// checkpoint syncs the data the target has written, then clears their
+// bits and writes the bitmap.
+func (rs *resync) checkpoint() error {
+	v := rs.v
+	rs.clearMu.Lock()
+	defer rs.clearMu.Unlock()
+	if len(rs.toClear) == 0 {
+		return nil
+	}
+	if err := v.cfg.Disk.Sync(); err != nil {
+		return v.diskFailed("sync", err)
+	}
+	for _, r := range rs.toClear {
+		v.m.Bitmap().Clear(r[0], r[1])
+	}
+	rs.toClear = rs.toClear[:0]
+	if err := v.m.Bitmap().Flush(); err != nil {
+		return v.diskFailed("bitmap", err)
+	}
+	return nil
+}
+
 // onData is the target's side of a ResyncData.
 func (rs *resync) onData(m *wire.ResyncData) error {
 	v := rs.v
@@ -209,7 +330,9 @@ func (rs *resync) onData(m *wire.ResyncData) error {
 		return rs.pc.link.Meta.Send(&wire.ResyncAck{Offset: m.Offset, Length: uint32(len(m.Payload)), Status: wire.StatusIOError})
 	}
 	first, n := meta.Blocks(int64(m.Offset), int64(len(m.Payload)))
-	v.m.Bitmap().Clear(first, n)
+	rs.clearMu.Lock()
+	rs.toClear = append(rs.toClear, [2]uint64{first, n})
+	rs.clearMu.Unlock()
 	rs.done.Add(uint64(len(m.Payload)))
 	return rs.pc.link.Meta.Send(&wire.ResyncAck{Offset: m.Offset, Length: uint32(len(m.Payload)), Status: wire.StatusOK})
 }
@@ -263,8 +386,22 @@ func (rs *resync) onBitmap(m *wire.BitmapChunk) error {
 		case <-rs.bitmapDone:
 			return fmt.Errorf("%w: a second last bitmap chunk", wire.ErrUnexpected)
 		default:
-			close(rs.bitmapDone)
 		}
+		if !rs.source && rs.full {
+			// The full sync's bits are on disk now: the pending intent
+			// (set every bit on attach) can go, and progress from here
+			// on is kept by the checkpoints.
+			if err := bm.Flush(); err != nil {
+				return rs.v.diskFailed("bitmap", err)
+			}
+			if err := rs.v.m.Update(func(s *meta.Superblock) error {
+				s.Flags &^= meta.FlagFullSync
+				return nil
+			}); err != nil {
+				return rs.v.diskFailed("metadata", err)
+			}
+		}
+		close(rs.bitmapDone)
 	}
 	return nil
 }
@@ -285,6 +422,7 @@ func (rs *resync) finishSource() {
 	})
 	if err == nil {
 		rs.finished = true
+		close(rs.walkDone)
 		pc.state = Connected
 		v.conn = Connected
 	}
@@ -323,6 +461,9 @@ func (rs *resync) onPeerState(m *wire.StateChange) (*wire.StateChange, error) {
 		pc.log.Info("resync started", zap.String("event", "resync-start"), zap.String("role", "SyncTarget"),
 			zap.Bool("full", rs.full), zap.Uint64("bytes", rs.total.Load()))
 	case rs.started && m.Gen.Bitmap == 0 && m.Disk == wire.DiskUpToDate:
+		if err := rs.checkpoint(); err != nil {
+			return nil, err
+		}
 		if left := v.m.Bitmap().Count(); left != 0 {
 			return nil, fmt.Errorf("the sync source says the resync is complete, but %d blocks were never sent", left)
 		}
@@ -342,6 +483,7 @@ func (rs *resync) onPeerState(m *wire.StateChange) (*wire.StateChange, error) {
 			return nil, v.diskFailedLocked("metadata", err)
 		}
 		rs.finished = true
+		close(rs.walkDone)
 		v.disk = wire.DiskUpToDate
 		pc.state = Connected
 		v.conn = Connected

@@ -109,9 +109,16 @@ type Config struct {
 	// even without a flush, so activity-log extents do not stay hot
 	// forever under an application that never flushes. Default 1 s.
 	EpochInterval time.Duration
-	// ResyncWindow is how many bytes of resync data may be unacknowledged.
-	// Default 8 MiB.
+	// ResyncWindow is how many bytes of resync data may be unacknowledged;
+	// the dynamic controller aims to keep this much in flight. Default 8 MiB.
 	ResyncWindow int64
+	// ResyncRate fixes the resync rate (bytes/s); 0 runs the dynamic
+	// controller, which holds ResyncMinRate while the application writes
+	// and never exceeds ResyncMaxRate (0: no cap). See rate.go.
+	ResyncRate, ResyncMinRate, ResyncMaxRate int64
+	// ResyncCheckpoint is how often a resync makes its progress durable,
+	// so an interrupted one resumes from what is left. Default 2 s.
+	ResyncCheckpoint time.Duration
 	// Rand is the source of generation UUIDs; nil: crypto/rand.
 	Rand io.Reader
 }
@@ -208,6 +215,9 @@ func Open(cfg Config) (*Volume, error) {
 	}
 	if cfg.ResyncWindow <= 0 {
 		cfg.ResyncWindow = 8 << 20
+	}
+	if cfg.ResyncCheckpoint <= 0 {
+		cfg.ResyncCheckpoint = 2 * time.Second
 	}
 	if cfg.Rand == nil {
 		cfg.Rand = rand.Reader

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hactl/hactl/replicate/meta"
 	"github.com/hactl/hactl/replicate/txlog"
@@ -480,4 +481,35 @@ func TestResolveRefusesUnknownNodeAndPrimary(t *testing.T) {
 	if err := a.vol.Resolve("alpha"); err == nil || !strings.Contains(err.Error(), "Primary") {
 		t.Fatalf("discarding a Primary's own data: %v", err)
 	}
+}
+
+func TestInterruptedResyncResumesFromWhatIsLeft(t *testing.T) {
+	a, b := newPair(t, pairOpts{tune: func(c *Config) {
+		c.ResyncRate = 8 << 20 // slow enough to crash the target half-way
+		c.ResyncCheckpoint = 50 * time.Millisecond
+	}})
+	waitConnected(t, a, b)
+	if err := a.vol.Promote(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	full := uint64(a.vol.Size())
+	waitFor(t, "a third of the full sync done and checkpointed", func() bool {
+		st := b.status()
+		return st.Resync != nil && st.Resync.Done > full/3 && st.OutOfSync < full*3/4
+	})
+	b.crash()
+	b.start()
+	if got := b.status().Disk; got != wire.DiskInconsistent.String() {
+		t.Fatalf("target after a crash mid-resync: %s, want Inconsistent", got)
+	}
+	if err := b.vol.Promote(context.Background(), false); !errors.Is(err, ErrNoUpToDateData) {
+		t.Fatalf("promoting an interrupted resync target: %v, want ErrNoUpToDateData", err)
+	}
+	left := b.status().OutOfSync
+	if left == 0 || left >= full*3/4 {
+		t.Fatalf("after the crash the target has %d of %d bytes to resync; want what was left, not everything", left, full)
+	}
+	waitConnected(t, a, b)
+	waitFor(t, "bravo UpToDate", func() bool { return b.status().Disk == wire.DiskUpToDate.String() })
+	sameData(t, a, b)
 }

@@ -235,6 +235,10 @@ func (s *volumeSet) start(spec volumeSpec) (*volumeRun, error) {
 		Secret:   []byte(spec.Secret),
 		Policy:   decide.Policies(spec.Volume.SplitBrain),
 		Log:      s.log,
+
+		ResyncRate:    int64(spec.Volume.Resync.Rate),
+		ResyncMinRate: int64(spec.Volume.Resync.MinRate),
+		ResyncMaxRate: int64(spec.Volume.Resync.MaxRate),
 	}
 	if spec.Dialer {
 		cfg.Connect = replicate.Dial(spec.Remote.String())
