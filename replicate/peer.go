@@ -586,6 +586,18 @@ func (pc *peerConn) receiveData() {
 				err = pc.rs.onData(m)
 			}
 			wire.Release(m)
+		case *wire.ResyncHash:
+			if pc.rs == nil || pc.rs.source {
+				err = fmt.Errorf("%w: a resync hash without being the sync target", wire.ErrUnexpected)
+			} else {
+				err = pc.rs.onHash(m)
+			}
+		case *wire.ResyncRequest:
+			if pc.rs == nil || !pc.rs.source {
+				err = fmt.Errorf("%w: a resync request without being the sync source", wire.ErrUnexpected)
+			} else {
+				err = pc.rs.onRequest(m)
+			}
 		case *wire.Disconnect:
 			text := m.Text
 			pc.fail(fmt.Errorf("peer disconnected: %v %s", m.Reason.Err(), text))

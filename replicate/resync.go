@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -152,7 +153,13 @@ func (rs *resync) walk() error {
 			buf := make([]byte, length)
 			_, err = v.cfg.Disk.ReadAt(buf, off)
 			if err == nil {
-				err = pc.link.Data.Send(&wire.ResyncData{Offset: uint64(off), Payload: buf})
+				if v.cfg.ResyncChecksum {
+					// The target compares and asks for the data only if
+					// its copy differs.
+					err = pc.link.Data.Send(&wire.ResyncHash{Offset: uint64(off), Length: uint32(length), Hash: sha256.Sum256(buf)})
+				} else {
+					err = pc.link.Data.Send(&wire.ResyncData{Offset: uint64(off), Payload: buf})
+				}
 			}
 			release()
 			if err != nil {
@@ -217,6 +224,9 @@ func (rs *resync) onAck(m *wire.ResyncAck) error {
 	rs.done.Add(uint64(m.Length))
 	rs.v.stats.mu.Lock()
 	rs.v.stats.resyncedBytes += uint64(m.Length)
+	if m.Status == wire.StatusInSync {
+		rs.v.stats.resyncSameBytes += uint64(m.Length)
+	}
 	rs.v.stats.mu.Unlock()
 	rs.release(int64(m.Length))
 	return nil
@@ -320,6 +330,42 @@ func (rs *resync) checkpoint() error {
 		return v.diskFailed("bitmap", err)
 	}
 	return nil
+}
+
+// onHash is the target's side of a checksum resync: a range whose own
+// copy hashes the same is in sync without a transfer; otherwise it asks
+// the source for the data.
+func (rs *resync) onHash(m *wire.ResyncHash) error {
+	v := rs.v
+	buf := make([]byte, m.Length)
+	if _, err := v.cfg.Disk.ReadAt(buf, int64(m.Offset)); err != nil {
+		_ = v.diskFailed("resync read", err)
+		return rs.pc.link.Meta.Send(&wire.ResyncAck{Offset: m.Offset, Length: m.Length, Status: wire.StatusIOError})
+	}
+	if sha256.Sum256(buf) != m.Hash {
+		return rs.pc.link.Data.Send(&wire.ResyncRequest{Offset: m.Offset, Length: m.Length})
+	}
+	first, n := meta.Blocks(int64(m.Offset), int64(m.Length))
+	rs.clearMu.Lock()
+	rs.toClear = append(rs.toClear, [2]uint64{first, n})
+	rs.clearMu.Unlock()
+	rs.done.Add(uint64(m.Length))
+	return rs.pc.link.Meta.Send(&wire.ResyncAck{Offset: m.Offset, Length: m.Length, Status: wire.StatusInSync})
+}
+
+// onRequest is the source's answer to a target whose hash differed.
+func (rs *resync) onRequest(m *wire.ResyncRequest) error {
+	v, pc := rs.v, rs.pc
+	release, err := v.inflight.Acquire(pc.ctx, m.Offset, uint64(m.Length))
+	if err != nil {
+		return err
+	}
+	defer release()
+	buf := make([]byte, m.Length)
+	if _, err := v.cfg.Disk.ReadAt(buf, int64(m.Offset)); err != nil {
+		return v.diskFailed("resync read", err)
+	}
+	return pc.link.Data.Send(&wire.ResyncData{Offset: m.Offset, Payload: buf})
 }
 
 // onData is the target's side of a ResyncData.

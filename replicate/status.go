@@ -41,6 +41,10 @@ type Status struct {
 	ReadBytes  uint64 `json:"read_bytes"`
 	Flushes    uint64 `json:"flushes"`
 	ALCommits  uint64 `json:"al_commits"`
+	// Resynced is the bytes resynced since the volume opened (as source),
+	// ResyncSame the part a checksum found equal and did not send.
+	Resynced   uint64 `json:"resynced_bytes"`
+	ResyncSame uint64 `json:"resync_same_bytes"`
 	InFlight   int    `json:"writes_in_flight"`
 	Unacked    int    `json:"writes_unacked"`
 }
@@ -94,6 +98,7 @@ func (v *Volume) Status() Status {
 	st.Writes, st.WriteBytes = v.stats.writes, v.stats.writeBytes
 	st.Reads, st.ReadBytes = v.stats.reads, v.stats.readBytes
 	st.Flushes, st.ALCommits = v.stats.flushes, v.stats.alCommits
+	st.Resynced, st.ResyncSame = v.stats.resyncedBytes, v.stats.resyncSameBytes
 	v.stats.mu.Unlock()
 	st.InFlight = v.inflight.Len()
 	st.Unacked = v.tl.Len()

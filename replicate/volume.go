@@ -116,6 +116,9 @@ type Config struct {
 	// controller, which holds ResyncMinRate while the application writes
 	// and never exceeds ResyncMaxRate (0: no cap). See rate.go.
 	ResyncRate, ResyncMinRate, ResyncMaxRate int64
+	// ResyncChecksum sends a hash of each out-of-sync range first and the
+	// data only where the target's differs (DRBD's csums-alg).
+	ResyncChecksum bool
 	// ResyncCheckpoint is how often a resync makes its progress durable,
 	// so an interrupted one resumes from what is left. Default 2 s.
 	ResyncCheckpoint time.Duration
@@ -189,6 +192,7 @@ type counters struct {
 	reads, readBytes            uint64
 	alCommits                   uint64
 	resyncedBytes               uint64
+	resyncSameBytes             uint64 // of resyncedBytes: found equal by checksum, not sent
 }
 
 // Open takes a volume's metadata and disk into service as a Secondary. It

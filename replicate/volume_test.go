@@ -513,3 +513,21 @@ func TestInterruptedResyncResumesFromWhatIsLeft(t *testing.T) {
 	waitFor(t, "bravo UpToDate", func() bool { return b.status().Disk == wire.DiskUpToDate.String() })
 	sameData(t, a, b)
 }
+
+func TestChecksumResyncSendsOnlyWhatDiffers(t *testing.T) {
+	a, b := newPair(t, pairOpts{tune: func(c *Config) { c.ResyncChecksum = true }})
+	waitConnected(t, a, b)
+	// Fresh disks are equal (zeroes) except this one range of alpha's.
+	if _, err := a.dev.WriteAt(bytes.Repeat([]byte("differs"), 9000), 5<<20); err != nil {
+		t.Fatal(err)
+	}
+	promoteFresh(t, a, b)
+	st := a.status()
+	if st.Resynced != uint64(a.vol.Size()) {
+		t.Fatalf("full sync covered %d bytes, want %d", st.Resynced, a.vol.Size())
+	}
+	if sent := st.Resynced - st.ResyncSame; sent != wire.MaxData {
+		t.Fatalf("checksum resync sent %d bytes, want only the one 1 MiB range that differs", sent)
+	}
+	sameData(t, a, b)
+}

@@ -236,9 +236,10 @@ func (s *volumeSet) start(spec volumeSpec) (*volumeRun, error) {
 		Policy:   decide.Policies(spec.Volume.SplitBrain),
 		Log:      s.log,
 
-		ResyncRate:    int64(spec.Volume.Resync.Rate),
-		ResyncMinRate: int64(spec.Volume.Resync.MinRate),
-		ResyncMaxRate: int64(spec.Volume.Resync.MaxRate),
+		ResyncRate:     int64(spec.Volume.Resync.Rate),
+		ResyncMinRate:  int64(spec.Volume.Resync.MinRate),
+		ResyncMaxRate:  int64(spec.Volume.Resync.MaxRate),
+		ResyncChecksum: spec.Volume.Resync.Checksum,
 	}
 	if spec.Dialer {
 		cfg.Connect = replicate.Dial(spec.Remote.String())

@@ -457,9 +457,10 @@ func (m *ResyncData) check(size uint64) error {
 	return checkSpan(TypeResyncData, m.Offset, uint64(len(m.Payload)), size)
 }
 
-// ResyncHash is the sync target's hash of a range (SHA-256 unless the
-// engine says otherwise): the source answers with a ResyncAck of
-// StatusInSync when its own hash matches, else with ResyncData.
+// ResyncHash is the sync source's hash of a range (SHA-256), sent instead
+// of the data in a checksum resync: the target answers with a ResyncAck of
+// StatusInSync when its own copy hashes the same, else with a
+// ResyncRequest for the range, which the source answers with ResyncData.
 type ResyncHash struct {
 	Offset uint64
 	Length uint32 // at most MaxData
