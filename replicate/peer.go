@@ -40,8 +40,9 @@ type peerConn struct {
 	epochWrites uint32
 	epochExts   []uint32
 
-	rs   *resync       // nil unless resyncing
-	gone chan struct{} // closed when the teardown is complete
+	rs     *resync       // nil unless resyncing
+	verify *verifyRun    // the verify this node runs on the link, under v.mu
+	gone   chan struct{} // closed when the teardown is complete
 }
 
 // Run keeps the volume connected to its peer until ctx ends or the volume
@@ -512,6 +513,15 @@ func (pc *peerConn) receiveMeta(pinger *wire.Pinger) {
 				v.peerDone(ws)
 				pc.setAcked(m.Epoch)
 			}
+		case *wire.VerifyAck:
+			v.mu.RLock()
+			vr := pc.verify
+			v.mu.RUnlock()
+			if vr == nil {
+				err = fmt.Errorf("%w: VerifyAck without a verify", wire.ErrUnexpected)
+			} else {
+				err = vr.onAck(m)
+			}
 		case *wire.ResyncAck:
 			if pc.rs == nil || !pc.rs.source {
 				err = fmt.Errorf("%w: ResyncAck without a resync", wire.ErrUnexpected)
@@ -592,6 +602,8 @@ func (pc *peerConn) receiveData() {
 			} else {
 				err = pc.rs.onHash(m)
 			}
+		case *wire.VerifyHash:
+			err = pc.onVerifyHash(m)
 		case *wire.ResyncRequest:
 			if pc.rs == nil || !pc.rs.source {
 				err = fmt.Errorf("%w: a resync request without being the sync source", wire.ErrUnexpected)

@@ -32,8 +32,9 @@ type Status struct {
 	SplitBrainChanged map[string]uint64 `json:"split_brain_changed_bytes,omitempty"`
 	// Discard is a pending split-brain resolution: the node whose changes
 	// the next handshake discards.
-	Discard string `json:"discard_pending,omitempty"`
-	Failed  string `json:"disk_failure,omitempty"`
+	Discard string        `json:"discard_pending,omitempty"`
+	Failed  string        `json:"disk_failure,omitempty"`
+	Verify  *VerifyStatus `json:"verify,omitempty"` // the last online verify run here
 
 	Writes     uint64 `json:"writes"`
 	WriteBytes uint64 `json:"write_bytes"`
@@ -84,6 +85,10 @@ func (v *Volume) Status() Status {
 	}
 	if v.failed != nil {
 		st.Failed = v.failed.Error()
+	}
+	if v.lastVerify != nil {
+		vs := v.lastVerify.status()
+		st.Verify = &vs
 	}
 	if pc := v.pc; pc != nil {
 		st.PeerRole = pc.peerRole.String()

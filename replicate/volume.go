@@ -166,6 +166,8 @@ type Volume struct {
 	// last detected: node → bytes.
 	sbChanged map[string]uint64
 	kick      chan struct{} // wakes Run's reconnect wait (Resolve)
+	// lastVerify is the last online verify run from this node.
+	lastVerify *verifyRun
 
 	// roleMu serialises Promote and Demote.
 	roleMu sync.Mutex

@@ -531,3 +531,52 @@ func TestChecksumResyncSendsOnlyWhatDiffers(t *testing.T) {
 	}
 	sameData(t, a, b)
 }
+
+func TestOnlineVerifyFindsAndRepairsDifferences(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	promoteFresh(t, a, b)
+	r := rand.New(rand.NewPCG(5, 5))
+	if _, err := a.vol.WriteAt(randBytes(r, 4<<20), 2<<20, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.vol.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	// Bit rot on bravo, behind the engine's back.
+	if _, err := b.dev.WriteAt([]byte("rot"), 3<<20+100); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.vol.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	var vs VerifyStatus
+	waitFor(t, "the verify to finish", func() bool {
+		st := a.status()
+		if st.Verify != nil {
+			vs = *st.Verify
+		}
+		return st.Verify != nil && !st.Verify.Running
+	})
+	if vs.Error != "" || vs.Done != uint64(a.vol.Size()) || vs.OutOfSync != wire.MaxData {
+		t.Fatalf("verify result %+v; want the whole volume checked and the one 1 MiB range found", vs)
+	}
+	// The difference is resynced from the Primary right away.
+	waitConnected(t, a, b)
+	waitFor(t, "the repair", func() bool {
+		return a.status().OutOfSync == 0 && b.status().OutOfSync == 0 && b.status().Disk == wire.DiskUpToDate.String()
+	})
+	sameData(t, a, b)
+
+	if err := a.vol.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the second verify", func() bool { st := a.status(); return st.Verify != nil && !st.Verify.Running })
+	if vs := *a.status().Verify; vs.OutOfSync != 0 || vs.Error != "" {
+		t.Fatalf("second verify: %+v, want no differences", vs)
+	}
+	b.stop()
+	waitFor(t, "alpha disconnected", func() bool { return a.status().Connection != string(Connected) })
+	if err := a.vol.Verify(); err == nil || !strings.Contains(err.Error(), "not connected") {
+		t.Fatalf("verify without a peer: %v", err)
+	}
+}

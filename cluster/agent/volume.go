@@ -342,13 +342,18 @@ func (s *volumeSet) change(ctx context.Context, req api.VolumeRequest) (api.Plan
 		return run.promote(ctx, req.Force, s.runtimeDir)
 	case "secondary":
 		return run.demote(ctx)
+	case "verify":
+		if err := run.vol.Verify(); err != nil {
+			return api.Plan{}, fmt.Errorf("volume %s: %w", req.Volume, err)
+		}
+		return api.Plan{Steps: []string{"online verify started against " + run.spec.Peer + "; hactl status shows its progress"}}, nil
 	case "resolve":
 		if err := run.vol.Resolve(req.Discard); err != nil {
 			return api.Plan{}, fmt.Errorf("volume %s: %w", req.Volume, err)
 		}
 		return api.Plan{Steps: []string{"the changes of " + req.Discard + " will be discarded at the next handshake (it resyncs the blocks either node changed)"}}, nil
 	}
-	return api.Plan{}, fmt.Errorf("unknown volume action %q (want primary, secondary or resolve)", req.Action)
+	return api.Plan{}, fmt.Errorf("unknown volume action %q (want primary, secondary, resolve or verify)", req.Action)
 }
 
 func (run *volumeRun) promote(ctx context.Context, force bool, runtimeDir string) (api.Plan, error) {
@@ -475,6 +480,10 @@ func (s *volumeSet) fill(st *api.Status) {
 			if rs.Discard != "" {
 				vs.Problem += "; resolution given: discard " + rs.Discard + ", waiting for the next handshake"
 			}
+		}
+		if vf := rs.Verify; vf != nil {
+			vs.Verify = &api.VerifyStatus{Running: vf.Running, Total: vf.Total, Done: vf.Done, OutOfSync: vf.OutOfSync,
+				Started: vf.Started, Finished: vf.Finished, Error: vf.Error}
 		}
 		if r := rs.Resync; r != nil {
 			vs.Resync = &api.ResyncStatus{Direction: r.Direction, Total: r.Total, Done: r.Done, Percent: r.Percent, Rate: r.RateBps, ETA: r.ETA}

@@ -34,7 +34,7 @@ type Backend interface {
 // VolumeRequest changes a volume's role on this node.
 type VolumeRequest struct {
 	Volume string `json:"volume"`
-	Action string `json:"action"` // "primary", "secondary" or "resolve"
+	Action string `json:"action"` // "primary", "secondary", "resolve" or "verify"
 	// Force promotes data that is not UpToDate: the first promotion of a
 	// fresh volume.
 	Force bool `json:"force"`

@@ -136,6 +136,19 @@ type VolumeStatus struct {
 	Problem string `json:"problem,omitempty"`
 	// SplitBrain is set while the data diverged and no policy resolved it.
 	SplitBrain *SplitBrainStatus `json:"split_brain,omitempty"`
+	// Verify is the last online verify run from this node.
+	Verify *VerifyStatus `json:"verify,omitempty"`
+}
+
+// VerifyStatus is an online verify's progress or result.
+type VerifyStatus struct {
+	Running   bool      `json:"running"`
+	Total     uint64    `json:"total_bytes"`
+	Done      uint64    `json:"done_bytes"`
+	OutOfSync uint64    `json:"out_of_sync_bytes"`
+	Started   time.Time `json:"started"`
+	Finished  time.Time `json:"finished,omitzero"`
+	Error     string    `json:"error,omitempty"`
 }
 
 // SplitBrainStatus is an unresolved split brain: what each node changed

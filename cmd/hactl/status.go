@@ -85,6 +85,18 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 			volumeNotes = append(volumeNotes, fmt.Sprintf("%s: resync as %s %.1f%% (%s of %s) at %s/s, ETA %s",
 				v.Name, r.Direction, r.Percent, bytesText(r.Done), bytesText(r.Total), bytesText(uint64(r.Rate)), dash(r.ETA)))
 		}
+		if f := v.Verify; f != nil {
+			switch {
+			case f.Running:
+				volumeNotes = append(volumeNotes, fmt.Sprintf("%s: online verify running, %s of %s checked, %s differ so far",
+					v.Name, bytesText(f.Done), bytesText(f.Total), bytesText(f.OutOfSync)))
+			case f.Error != "":
+				volumeNotes = append(volumeNotes, fmt.Sprintf("%s: last online verify stopped after %s: %s", v.Name, bytesText(f.Done), f.Error))
+			default:
+				volumeNotes = append(volumeNotes, fmt.Sprintf("%s: last online verify %s: %s differed from the peer",
+					v.Name, f.Finished.UTC().Format(time.RFC3339), bytesText(f.OutOfSync)))
+			}
+		}
 		if v.Problem != "" {
 			volumeNotes = append(volumeNotes, v.Name+": "+v.Problem)
 		}

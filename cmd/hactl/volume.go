@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -29,13 +30,13 @@ from the cluster file (--config); this node is found by its addresses or
 hostname, or named with --node.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageErrorf("unknown volume command %q (want create-md, dump-md, primary, secondary or resolve)", args[0])
+				return usageErrorf("unknown volume command %q (want create-md, dump-md, primary, secondary, resolve or verify)", args[0])
 			}
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newCreateMDCmd(g), newDumpMDCmd(g), newVolumeRoleCmd(g, "primary"), newVolumeRoleCmd(g, "secondary"), newResolveCmd(g))
+	cmd.AddCommand(newCreateMDCmd(g), newDumpMDCmd(g), newVolumeRoleCmd(g, "primary"), newVolumeRoleCmd(g, "secondary"), newResolveCmd(g), newVerifyCmd(g))
 	return cmd
 }
 
@@ -189,6 +190,77 @@ each changed.`,
 	}
 	cmd.Flags().StringVar(&discard, "discard", "", "the node whose changes are discarded")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
+	return cmd
+}
+
+// newVerifyCmd is "hactl volume verify VOLUME [--wait]".
+func newVerifyCmd(g *globals) *cobra.Command {
+	var wait, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "verify VOLUME [--wait]",
+		Short: "Compare this node's copy of a volume with the peer's, online",
+		Long: `Start an online verify of VOLUME: this node hashes its copy range by range and
+the connected peer compares each with its own, while the volume stays in
+use. Ranges that differ are marked out of sync on both nodes and resynced
+from the Primary as soon as the verify ends. hactl status shows the
+progress; --wait waits for the end and exits 1 when differences were found.`,
+		Args: exactArgs(1, "a VOLUME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c := api.NewClient(g.socket)
+			ctx := cmd.Context()
+			plan, err := c.Volume(ctx, api.VolumeRequest{Volume: args[0], Action: "verify"})
+			if err != nil {
+				return agentError(err)
+			}
+			if !wait {
+				return writePlan(cmd.OutOrStdout(), plan, asJSON)
+			}
+			for {
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(500 * time.Millisecond):
+				}
+				st, err := c.Status(ctx)
+				if err != nil {
+					return agentError(err)
+				}
+				var vf *api.VerifyStatus
+				for _, vs := range st.Volumes {
+					if vs.Name == args[0] {
+						vf = vs.Verify
+					}
+				}
+				if vf == nil || vf.Running {
+					continue
+				}
+				if asJSON {
+					enc := json.NewEncoder(cmd.OutOrStdout())
+					enc.SetIndent("", "  ")
+					if err := enc.Encode(vf); err != nil {
+						return err
+					}
+				}
+				switch {
+				case vf.Error != "":
+					return fmt.Errorf("verify of %s stopped after %s: %s", args[0], bytesText(vf.Done), vf.Error)
+				case vf.OutOfSync > 0:
+					if !asJSON {
+						fmt.Fprintf(cmd.OutOrStdout(), "verify of %s: %s checked, %s differ from the peer; they are being resynced\n",
+							args[0], bytesText(vf.Done), bytesText(vf.OutOfSync))
+					}
+					return &exitError{code: 1}
+				}
+				if !asJSON {
+					fmt.Fprintf(cmd.OutOrStdout(), "verify of %s: %s checked in %s, no differences\n",
+						args[0], bytesText(vf.Done), vf.Finished.Sub(vf.Started).Round(time.Millisecond))
+				}
+				return nil
+			}
+		},
+	}
+	cmd.Flags().BoolVar(&wait, "wait", false, "wait for the verify to finish; exit 1 when differences were found")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print as JSON")
 	return cmd
 }
 

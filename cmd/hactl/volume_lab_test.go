@@ -226,6 +226,11 @@ func TestVolumeExt4SurvivesSwitchOfPrimary(t *testing.T) {
 	v.hactl("bravo", "volume", "secondary", lab.VolumeName)
 	v.waitVolume("alpha", "bravo Secondary", func(vs api.VolumeStatus) bool { return vs.PeerRole == "Secondary" })
 
+	// Online verify through the CLI agrees.
+	if out := v.hactl("alpha", "volume", "verify", lab.VolumeName, "--wait"); !strings.Contains(out, "no differences") {
+		t.Fatalf("hactl volume verify --wait: %s", out)
+	}
+
 	// Quiesce: stop both agents, then the replicas are the same bytes.
 	for _, p := range v.procs {
 		if err := p.term(t); err != nil {

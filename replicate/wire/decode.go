@@ -63,6 +63,12 @@ func decode(t Type, p, bulk []byte, size uint64) (Msg, error) {
 		m = h
 	case TypeResyncAck:
 		m = &ResyncAck{Offset: d.u64(), Length: d.u32(), Status: Status(d.u32())}
+	case TypeVerifyHash:
+		h := &VerifyHash{Offset: d.u64(), Length: d.u32()}
+		d.read(h.Hash[:])
+		m = h
+	case TypeVerifyAck:
+		m = &VerifyAck{Offset: d.u64(), Length: d.u32(), Status: Status(d.u32())}
 	case TypeBitmapChunk:
 		c := &BitmapChunk{Start: d.u64()}
 		switch f := d.u32(); f {

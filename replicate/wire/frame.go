@@ -76,6 +76,8 @@ const (
 	TypeResyncHash    Type = 50 // data: sync target's hash of a range
 	TypeResyncAck     Type = 51 // meta: range written or found in sync
 	TypeBitmapChunk   Type = 52 // data: part of the dirty bitmap
+	TypeVerifyHash    Type = 53 // data: online verify, the verifier's hash of a range
+	TypeVerifyAck     Type = 54 // meta: online verify, the peer's verdict
 )
 
 // route says which connections may carry a type.
@@ -133,6 +135,8 @@ var types = [256]typeInfo{
 	TypeResyncHash:    {"ResyncHash", 8 + 4 + 32, 8 + 4 + 32, false, onData},
 	TypeResyncAck:     {"ResyncAck", 8 + 4 + 4, 8 + 4 + 4, false, onMeta},
 	TypeBitmapChunk:   {"BitmapChunk", bitmapFixed + 8, bitmapFixed + MaxData, true, onData},
+	TypeVerifyHash:    {"VerifyHash", 8 + 4 + 32, 8 + 4 + 32, false, onData},
+	TypeVerifyAck:     {"VerifyAck", 8 + 4 + 4, 8 + 4 + 4, false, onMeta},
 }
 
 // fixedLen is the part of a bulk type's payload before the bulk bytes.

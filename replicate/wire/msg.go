@@ -105,6 +105,9 @@ const (
 	StatusInSync  Status = 1 // resync: the hashes matched, nothing to copy
 	StatusIOError Status = 2 // the peer's disk failed the write
 	StatusNoDisk  Status = 3 // the peer has no usable disk
+	// StatusOutOfSync: online verify found the ranges differ (VerifyAck
+	// only).
+	StatusOutOfSync Status = 4
 )
 
 func (s Status) String() string {
@@ -115,6 +118,8 @@ func (s Status) String() string {
 		return "in sync"
 	case StatusIOError:
 		return "I/O error"
+	case StatusOutOfSync:
+		return "out of sync"
 	case StatusNoDisk:
 		return "no disk"
 	}
@@ -496,6 +501,48 @@ func (m *ResyncAck) check(size uint64) error {
 		return malformed(TypeResyncAck, "status %v", m.Status)
 	}
 	return checkResyncSpan(TypeResyncAck, m.Offset, m.Length, size)
+}
+
+// VerifyHash is online verify: the verifying node's hash (SHA-256) of a
+// range. The peer hashes its own copy and answers with a VerifyAck.
+type VerifyHash struct {
+	Offset uint64
+	Length uint32 // at most MaxData
+	Hash   [32]byte
+	noBulk
+}
+
+func (*VerifyHash) Type() Type { return TypeVerifyHash }
+func (m *VerifyHash) appendTo(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(b, m.Offset), m.Length)
+	return append(b, m.Hash[:]...)
+}
+func (m *VerifyHash) check(size uint64) error {
+	return checkResyncSpan(TypeVerifyHash, m.Offset, m.Length, size)
+}
+
+// VerifyAck answers a VerifyHash: StatusInSync when the copies hash the
+// same, StatusOutOfSync when they differ (both sides then mark the range
+// out of sync), or an error status.
+type VerifyAck struct {
+	Offset uint64
+	Length uint32 // at most MaxData
+	Status Status
+	noBulk
+}
+
+func (*VerifyAck) Type() Type { return TypeVerifyAck }
+func (m *VerifyAck) appendTo(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(b, m.Offset), m.Length)
+	return binary.BigEndian.AppendUint32(b, uint32(m.Status))
+}
+func (m *VerifyAck) check(size uint64) error {
+	switch m.Status {
+	case StatusInSync, StatusOutOfSync, StatusIOError, StatusNoDisk:
+	default:
+		return malformed(TypeVerifyAck, "status %v", m.Status)
+	}
+	return checkResyncSpan(TypeVerifyAck, m.Offset, m.Length, size)
 }
 
 // BitmapChunk carries part of a dirty bitmap: bit i of Bits (byte i/8,
