@@ -39,6 +39,8 @@ type peerConn struct {
 	// references of the epoch being received, released at its barrier.
 	epochWrites uint32
 	epochExts   []uint32
+	flushq      chan barrierJob // closed epochs for the flusher
+	flushCh     chan struct{}   // closed (and replaced) after each epoch synced, under ackMu
 
 	rs     *resync       // nil unless resyncing
 	verify *verifyRun    // the verify this node runs on the link, under v.mu
@@ -234,6 +236,7 @@ func (v *Volume) serve(ctx context.Context, link *wire.Link) bool {
 		log:      v.log.With(zap.String("peer", peer.Node)),
 		peerRole: roleOf(peer.Role), peerDisk: peer.Disk, peerGen: peer.Gen,
 		ackCh: make(chan struct{}), gone: make(chan struct{}),
+		flushq: make(chan barrierJob, 64), flushCh: make(chan struct{}),
 	}
 	defer cancel(nil)
 
@@ -260,6 +263,7 @@ func (v *Volume) serve(ctx context.Context, link *wire.Link) bool {
 		}
 	})
 	run(pc.epochTimer)
+	run(pc.flusher)
 	if pc.rs != nil {
 		run(pc.rs.run)
 	}
@@ -467,11 +471,13 @@ func (v *Volume) teardown(pc *peerConn, cause error) {
 	v.mu.Unlock()
 	v.peerDone(ws)
 	close(pc.gone)
-	// Extents the Secondary held for the unfinished epoch.
-	for _, e := range pc.epochExts {
-		v.m.AL().Release(e)
-	}
+	// Extents the Secondary held for the unfinished epoch, and for closed
+	// epochs the flusher never got to.
+	pc.releaseExts(pc.epochExts)
 	pc.epochExts = nil
+	for len(pc.flushq) > 0 {
+		pc.releaseExts((<-pc.flushq).exts)
+	}
 	lvl := v.log.Warn
 	if errors.Is(cause, context.Canceled) {
 		lvl = v.log.Info
@@ -702,6 +708,17 @@ func (pc *peerConn) activateSecondary(first, last uint32) error {
 		v.alMu.Unlock()
 		switch {
 		case err == nil:
+		case errors.Is(err, meta.ErrALFull) && len(pc.epochExts) == 0:
+			// Every hot extent belongs to epochs the flusher is syncing.
+			pc.ackMu.Lock()
+			ch := pc.flushCh
+			pc.ackMu.Unlock()
+			select {
+			case <-ch:
+			case <-pc.ctx.Done():
+				v.releaseExtents(first, last)
+				return context.Cause(pc.ctx)
+			}
 		case errors.Is(err, meta.ErrALFull) && len(pc.epochExts) > 0:
 			if err := v.cfg.Disk.Sync(); err != nil {
 				v.releaseExtents(first, last)
@@ -719,24 +736,76 @@ func (pc *peerConn) activateSecondary(first, last uint32) error {
 	return nil
 }
 
-// barrier completes an epoch on the Secondary: every write of it is made
-// durable before the ack, and only then do its extents turn cold.
+// barrierJob is a closed epoch on the Secondary waiting for its sync.
+type barrierJob struct {
+	epoch  uint64
+	writes uint32
+	exts   []uint32
+}
+
+// barrier completes an epoch on the Secondary: the flusher makes every
+// write of it durable before it acks, and only then do its extents turn
+// cold. The receiver goes on applying the next epoch meanwhile: a sync of
+// a large dirty page cache takes hundreds of milliseconds, and the
+// Primary's stream must not stall behind it. (A sync that also catches
+// writes of the next epoch only makes them durable earlier.)
 func (pc *peerConn) barrier(epoch uint64) error {
+	job := barrierJob{epoch: epoch, writes: pc.epochWrites, exts: pc.epochExts}
+	pc.epochExts, pc.epochWrites = nil, 0
+	select {
+	case pc.flushq <- job:
+		return nil
+	case <-pc.ctx.Done():
+		pc.releaseExts(job.exts)
+		return context.Cause(pc.ctx)
+	}
+}
+
+// flusher syncs closed epochs in order and acks their barriers.
+func (pc *peerConn) flusher() {
 	v := pc.v
-	if err := v.cfg.Disk.Sync(); err != nil {
-		_ = v.diskFailed("sync", err)
-		_ = pc.link.Disconnect(wire.ReasonIOError, "sync failed")
-		return fmt.Errorf("barrier %d: sync: %w", epoch, err)
+	for {
+		var job barrierJob
+		select {
+		case job = <-pc.flushq:
+		case <-pc.ctx.Done():
+			for {
+				select {
+				case job := <-pc.flushq:
+					pc.releaseExts(job.exts)
+				default:
+					return
+				}
+			}
+		}
+		if err := v.cfg.Disk.Sync(); err != nil {
+			_ = v.diskFailed("sync", err)
+			_ = pc.link.Disconnect(wire.ReasonIOError, "sync failed")
+			pc.releaseExts(job.exts)
+			pc.fail(fmt.Errorf("barrier %d: sync: %w", job.epoch, err))
+			continue
+		}
+		err := pc.link.Meta.Send(&wire.BarrierAck{Epoch: job.epoch, Writes: job.writes})
+		pc.releaseExts(job.exts)
+		pc.flushed()
+		if err != nil {
+			pc.fail(err)
+		}
 	}
-	if err := pc.link.Meta.Send(&wire.BarrierAck{Epoch: epoch, Writes: pc.epochWrites}); err != nil {
-		return err
+}
+
+func (pc *peerConn) releaseExts(exts []uint32) {
+	for _, e := range exts {
+		pc.v.m.AL().Release(e)
 	}
-	for _, e := range pc.epochExts {
-		v.m.AL().Release(e)
-	}
-	pc.epochExts = pc.epochExts[:0]
-	pc.epochWrites = 0
-	return nil
+}
+
+// flushed signals an epoch made durable (activateSecondary may wait).
+func (pc *peerConn) flushed() {
+	pc.ackMu.Lock()
+	close(pc.flushCh)
+	pc.flushCh = make(chan struct{})
+	pc.ackMu.Unlock()
 }
 
 // stateChange is our state as a StateChange message.
