@@ -295,10 +295,6 @@ func (v *Volume) install(pc *peerConn, peer wire.Hello) (wire.Reason, string, er
 		// The peer decides on what we announced: start over.
 		return wire.ReasonShutdown, "state changed during the handshake", errors.New("state changed during the handshake; reconnecting")
 	}
-	if self.Role == wire.RolePrimary && peer.Role == wire.RolePrimary {
-		v.lastErr = "refused: both nodes are Primary"
-		return wire.ReasonPolicy, "both nodes are Primary", errors.New("refused: both nodes are Primary; demote one of them")
-	}
 	// An operator's resolution counts whichever node it was given on.
 	selfSide, peerSide := side(self), side(peer)
 	selfSide.DiscardMyData = selfSide.DiscardMyData || peer.Flags&wire.FlagDiscardPeer != 0
@@ -307,6 +303,12 @@ func (v *Volume) install(pc *peerConn, peer wire.Hello) (wire.Reason, string, er
 	v.splitBrain = d.SplitBrain
 	if d.SplitBrain != nil {
 		v.sbChanged = map[string]uint64{self.Node: self.Dirty * meta.BlockSize, peer.Node: peer.Dirty * meta.BlockSize}
+	}
+	// Two Primaries never connect. When both wrote, that is the split
+	// brain the decision reports (with what resolves it); otherwise a
+	// plain refusal.
+	if self.Role == wire.RolePrimary && peer.Role == wire.RolePrimary && d.Kind != decide.SplitBrain && d.Kind != decide.Unrelated {
+		return wire.ReasonPolicy, "both nodes are Primary", errors.New("refused: both nodes are Primary; demote one of them")
 	}
 	switch d.Kind {
 	case decide.SplitBrain:
@@ -317,7 +319,7 @@ func (v *Volume) install(pc *peerConn, peer wire.Hello) (wire.Reason, string, er
 		return wire.ReasonSplitBrain, d.Reason, fmt.Errorf("split brain: %s", d.Reason)
 	case decide.Unrelated:
 		v.standAlone = true
-		return wire.ReasonUnrelated, d.Reason, fmt.Errorf("unrelated data: %s", d.Reason)
+		return wire.ReasonUnrelated, d.Reason, errors.New(d.Reason)
 	case decide.Refuse:
 		return wire.ReasonPolicy, d.Reason, fmt.Errorf("refused: %s", d.Reason)
 	}

@@ -74,8 +74,17 @@ func (v *Volume) promote(ctx context.Context, force bool) (*peerConn, error) {
 	case wire.DiskUpToDate, wire.DiskConsistent:
 	case wire.DiskInconsistent, wire.DiskOutdated:
 		if !force {
+			gi := v.m.Super().GI
 			v.mu.Unlock()
-			return nil, fmt.Errorf("%w: the disk is %v; for the first promotion of a fresh volume use --force (its data becomes the volume's)", ErrNoUpToDateData, v.disk)
+			switch {
+			case gi.JustCreated():
+				return nil, fmt.Errorf("%w: the disk is %v; for the first promotion of a fresh volume use --force (its data becomes the volume's)", ErrNoUpToDateData, v.disk)
+			case v.disk == wire.DiskOutdated:
+				return nil, fmt.Errorf("%w: the disk is Outdated (behind its peer); connect it to the peer so it resyncs", ErrNoUpToDateData)
+			default:
+				return nil, fmt.Errorf("%w: the disk is %v: a resync into it did not finish; connect it to the peer so the resync completes "+
+					"(--force would make this half-synced data the volume's)", ErrNoUpToDateData, v.disk)
+			}
 		}
 		if pc != nil && pc.peerDisk >= wire.DiskConsistent {
 			v.mu.Unlock()

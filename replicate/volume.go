@@ -103,7 +103,7 @@ type Config struct {
 	Policy  decide.Policies
 	Log     *zap.Logger
 	// PingInterval and PingTimeout tune the liveness check on the link
-	// (wire's defaults when zero).
+	// (DefaultPingInterval, DefaultPingTimeout when zero).
 	PingInterval, PingTimeout time.Duration
 	// EpochInterval closes an open epoch that long after its first write
 	// even without a flush, so activity-log extents do not stay hot
@@ -125,6 +125,15 @@ type Config struct {
 	// Rand is the source of generation UUIDs; nil: crypto/rand.
 	Rand io.Reader
 }
+
+// The liveness check on the link. DRBD pings every 10 s, but here a
+// Primary's writes wait for a silent peer until the check fails, so it
+// runs every second: a peer that vanished holds writes up for 1.5 s at
+// most, and the Primary goes on disconnected.
+const (
+	DefaultPingInterval = time.Second
+	DefaultPingTimeout  = 500 * time.Millisecond
+)
 
 // Volume is one node's side of a replicated volume. It implements
 // nbd.Backend (Size, ReadAt, WriteAt, Flush, Trim, WriteZeroes); Device
@@ -215,6 +224,12 @@ func Open(cfg Config) (*Volume, error) {
 		cfg.Protocol = txlog.ProtocolC
 	default:
 		return nil, fmt.Errorf("replicate: unknown protocol %q", rune(cfg.Protocol))
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.PingTimeout <= 0 {
+		cfg.PingTimeout = DefaultPingTimeout
 	}
 	if cfg.EpochInterval <= 0 {
 		cfg.EpochInterval = time.Second

@@ -56,7 +56,7 @@ var Defaults = []Default{
 	{"volume", "attach", `"auto"`, "nbd where the kernel module exists, else loop"},
 
 	{"volume.resync", "rate", `"0"`, "0: the dynamic controller between min_rate and max_rate"},
-	{"volume.resync", "min_rate", `"1M"`, "bytes/s the dynamic controller keeps while the application writes"},
+	{"volume.resync", "min_rate", `"50M"`, "bytes/s the dynamic controller keeps while the application writes"},
 	{"volume.resync", "max_rate", `"0"`, "0: unlimited"},
 	{"volume.resync", "checksum", `false`, "copy every out-of-sync block"},
 

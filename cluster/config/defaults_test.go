@@ -97,7 +97,7 @@ group "g" {
 	}
 	wantVol := Volume{
 		Name: "d", Protocol: ProtocolC, Port: 7788, Disk: map[string]string{"a": "/dev/sdb", "b": "/dev/sdb"},
-		MetaInternal: true, Attach: AttachAuto, Resync: Resync{MinRate: MiB},
+		MetaInternal: true, Attach: AttachAuto, Resync: Resync{MinRate: 50 * MiB},
 		SplitBrain: SplitBrain{After0Pri: "disconnect", After1Pri: "disconnect", After2Pri: "disconnect"},
 	}
 	if !reflect.DeepEqual(c.Volumes[0], wantVol) {

@@ -222,7 +222,7 @@ func TestExampleDefaults(t *testing.T) {
 		t.Fatal(diags.Error())
 	}
 	vol, _ := c.Volume("uploads")
-	if vol.Protocol != ProtocolC || !vol.MetaInternal || vol.Meta != nil || vol.Resync.Rate != 100*MiB || vol.Resync.MinRate != MiB {
+	if vol.Protocol != ProtocolC || !vol.MetaInternal || vol.Meta != nil || vol.Resync.Rate != 100*MiB || vol.Resync.MinRate != 50*MiB {
 		t.Errorf("uploads = %+v", vol)
 	}
 	if !vol.HasDisk("web1") || vol.HasDisk("arbiter") {

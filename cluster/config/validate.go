@@ -355,7 +355,9 @@ func (v *validator) volume(vol *rawVolume) {
 	}
 
 	rs := vol.Resync
-	if rs.MinRate.usable() && rs.MaxRate.usable() && rs.MaxRate.V > 0 && rs.MinRate.V > rs.MaxRate.V {
+	// Only a min_rate written in the file can conflict: the default yields
+	// to a lower max_rate (the engine holds the lower of the two).
+	if rs.MinRate.Set && rs.MinRate.usable() && rs.MaxRate.usable() && rs.MaxRate.V > 0 && rs.MinRate.V > rs.MaxRate.V {
 		rng := rs.MinRate.Range
 		if !rs.MinRate.Set {
 			rng = rs.MaxRate.Range
