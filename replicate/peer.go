@@ -125,6 +125,15 @@ func (v *Volume) waitRetry(ctx context.Context, bo *wire.Backoff) {
 	}
 }
 
+// kickRetry cuts a reconnect wait short: a role change can change the
+// connect-time decision (a split-brain policy counts Primaries).
+func (v *Volume) kickRetry() {
+	select {
+	case v.kick <- struct{}{}:
+	default:
+	}
+}
+
 // linkFailed records why a connection attempt or a link ended, logging a
 // reason only when it changes (a peer that is down is retried every few
 // seconds).
@@ -316,7 +325,7 @@ func (v *Volume) install(pc *peerConn, peer wire.Hello) (wire.Reason, string, er
 		v.log.Error("split brain: both nodes changed the data while disconnected; nothing is overwritten until an operator decides",
 			zap.String("event", "split-brain"), zap.String("reason", d.Reason), zap.Strings("resolve", d.SplitBrain.Resolve),
 			zap.Uint64("changed_bytes_here", self.Dirty*meta.BlockSize), zap.Uint64("changed_bytes_peer", peer.Dirty*meta.BlockSize))
-		return wire.ReasonSplitBrain, d.Reason, fmt.Errorf("split brain: %s", d.Reason)
+		return wire.ReasonSplitBrain, d.Reason, errors.New(d.Reason)
 	case decide.Unrelated:
 		v.standAlone = true
 		return wire.ReasonUnrelated, d.Reason, errors.New(d.Reason)

@@ -168,6 +168,7 @@ func (v *Volume) promote(ctx context.Context, force bool) (*peerConn, error) {
 	v.disk = wire.DiskUpToDate
 	gi := v.m.Super().GI
 	v.mu.Unlock()
+	v.kickRetry()
 	v.log.Info("promoted to Primary", zap.String("event", "promote"), zap.Bool("force", forced),
 		zap.Bool("connected", pc != nil), zap.String("gi", gi.String()))
 	if forced && pc != nil {
@@ -223,6 +224,7 @@ func (v *Volume) Demote(ctx context.Context) error {
 	if err = errors.Join(serr, err); err != nil {
 		return v.diskFailed("demote", err)
 	}
+	v.kickRetry()
 	v.log.Info("demoted to Secondary", zap.String("event", "demote"))
 	return nil
 }
@@ -264,9 +266,6 @@ func (v *Volume) Resolve(discard string) error {
 	v.discard = discard
 	v.log.Warn("split-brain resolution requested: the changes of "+discard+" will be discarded at the next handshake",
 		zap.String("event", "split-brain-resolve"), zap.String("discard", discard))
-	select {
-	case v.kick <- struct{}{}:
-	default:
-	}
+	v.kickRetry()
 	return nil
 }

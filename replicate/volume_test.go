@@ -580,3 +580,106 @@ func TestOnlineVerifyFindsAndRepairsDifferences(t *testing.T) {
 		t.Fatalf("verify without a peer: %v", err)
 	}
 }
+
+// editMeta changes a stopped node's superblock, as a crash at the right
+// moment would have left it.
+func (n *node) editMeta(t *testing.T, fn func(*meta.Superblock)) {
+	t.Helper()
+	m, err := meta.Open(n.metaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Update(func(s *meta.Superblock) error { fn(s); return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// research §10 #7: the source rotated its generations for a resync and
+// crashed before the target heard the sync UUID. The reconnect undoes the
+// rotation and resyncs by bitmap: no split brain, no full sync.
+func TestCrashAtResyncStartResumesByBitmap(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	promoteFresh(t, a, b)
+	b.stop()
+	r := rand.New(rand.NewPCG(7, 7))
+	if _, err := a.vol.WriteAt(randBytes(r, 256<<10), 4<<20, true); err != nil {
+		t.Fatal(err)
+	}
+	dirty := a.status().OutOfSync
+	a.stop()
+	uuid, err := meta.NewUUID(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.editMeta(t, func(s *meta.Superblock) { s.GI, _ = s.GI.StartSyncSource(uuid) })
+	before := uint64(0)
+	a.start()
+	b.start()
+	waitConnected(t, a, b)
+	waitFor(t, "bravo UpToDate", func() bool { return b.status().Disk == wire.DiskUpToDate.String() })
+	if got := a.vol.stats.resyncedBytes - before; got != dirty {
+		t.Fatalf("resynced %d bytes, want the %d out of sync (a bitmap resync, not full)", got, dirty)
+	}
+	if a.status().SplitBrain != nil {
+		t.Fatal("split brain after an interrupted resync start")
+	}
+	sameData(t, a, b)
+}
+
+// research §10 #9: the resync finished but the source never recorded it.
+// The reconnect finds the same generation with a leftover bitmap UUID,
+// fixes it up, and both end UpToDate with identical generations.
+func TestMissedResyncFinishedFixesUp(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	promoteFresh(t, a, b)
+	if err := a.vol.Demote(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a.stop()
+	b.stop()
+	// alpha as if its "finished" update never reached the disk.
+	a.editMeta(t, func(s *meta.Superblock) { s.GI.Bitmap = s.GI.History[0] + meta.UUIDNewBitmapOffset })
+	a.start()
+	b.start()
+	waitConnected(t, a, b)
+	waitFor(t, "both UpToDate", func() bool {
+		return a.status().Disk == wire.DiskUpToDate.String() && b.status().Disk == wire.DiskUpToDate.String()
+	})
+	ga, gb := a.vol.m.Super().GI, b.vol.m.Super().GI
+	if ga.Masked() != gb.Masked() {
+		t.Fatalf("generations differ after the fix-up: %v / %v", ga, gb)
+	}
+	if a.status().OutOfSync != 0 || b.status().OutOfSync != 0 {
+		t.Fatal("bits left after the fix-up")
+	}
+	sameData(t, a, b)
+}
+
+// research §10 #6 (engine side; the decision table has the full matrix):
+// with one Primary at reconnect, discard-secondary discards the
+// Secondary's changes and keeps the Primary's.
+func TestSplitBrainPolicyDiscardSecondary(t *testing.T) {
+	a, b := newPair(t, pairOpts{})
+	for _, n := range []*node{a, b} {
+		n.cfg.Policy.After1Pri = "discard-secondary"
+	}
+	fromA, _ := splitBrain(t, a, b)
+	// alpha Primary again (it is disconnected: its own generation).
+	waitFor(t, "split brain seen", func() bool { return a.status().SplitBrain != nil })
+	if err := a.vol.Promote(context.Background(), false); err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, a, b)
+	waitFor(t, "bravo UpToDate", func() bool { return b.status().Disk == wire.DiskUpToDate.String() })
+	if a.vol.Role() != Primary {
+		t.Fatal("the Primary lost its role to a split-brain policy")
+	}
+	sameData(t, a, b)
+	got := make([]byte, len(fromA))
+	if _, err := b.dev.ReadAt(got, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, fromA) {
+		t.Fatal("the Primary's changes did not win")
+	}
+}
