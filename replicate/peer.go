@@ -617,7 +617,7 @@ func (pc *peerConn) receiveData() {
 			if pc.rs == nil || pc.rs.source {
 				err = fmt.Errorf("%w: a resync hash without being the sync target", wire.ErrUnexpected)
 			} else {
-				err = pc.rs.onHash(m)
+				err = pc.rs.dispatchHash(m)
 			}
 		case *wire.VerifyHash:
 			err = pc.onVerifyHash(m)

@@ -1,6 +1,7 @@
 package replicate
 
 import (
+	"context"
 	"crypto/sha256"
 	"fmt"
 	"sync"
@@ -40,6 +41,8 @@ type resync struct {
 	budget   int64 // bytes the pacer allows to send now (source)
 	limited  bool  // the budget applies (a rate is in force)
 
+	hashSem chan struct{} // target: checksum comparisons running at once
+
 	// Target: ranges written by the resync whose bits are cleared only at
 	// the next checkpoint, after the data is synced: a bit cleared on disk
 	// must never stand for data that a crash can still lose.
@@ -51,7 +54,8 @@ type resync struct {
 }
 
 func newResync(pc *peerConn, source, full bool) *resync {
-	return &resync{pc: pc, v: pc.v, source: source, full: full, bitmapDone: make(chan struct{}), walkDone: make(chan struct{}), winCh: make(chan struct{}), startedAt: time.Now()}
+	return &resync{pc: pc, v: pc.v, source: source, full: full, bitmapDone: make(chan struct{}), walkDone: make(chan struct{}), winCh: make(chan struct{}),
+		hashSem: make(chan struct{}, resyncWorkers), startedAt: time.Now()}
 }
 
 // run is the resync's own goroutine: send our bitmap and, on the source,
@@ -126,49 +130,117 @@ func (rs *resync) run() {
 	rs.finishSource()
 }
 
-// walk sends every dirty block once, in device order.
+// The source's walk pipelines the resync: resyncWorkers ranges are read
+// and sent at once (one read at a time left the walk waiting on the disk
+// and the target idle), and dirty runs at most resyncGapBlocks apart go
+// as one range — the clean blocks between them are equal on both sides,
+// so sending them is harmless, and scattered blocks no longer cost a
+// message each.
+const (
+	resyncWorkers   = 4
+	resyncGapBlocks = 8
+)
+
+// walk sends every dirty block once, in device order (ranges are handed
+// out in order; up to resyncWorkers are in progress at a time).
 func (rs *resync) walk() error {
-	v, pc := rs.v, rs.pc
-	bm := v.m.Bitmap()
-	const chunkBlocks = wire.MaxData / meta.BlockSize
-	for from := uint64(0); ; {
-		start, end, ok := bm.NextRange(from)
-		if !ok {
-			return nil
-		}
-		for b := start; b < end; {
-			n := min(end-b, chunkBlocks)
-			off, length := int64(b*meta.BlockSize), int64(n*meta.BlockSize)
-			if err := rs.acquire(length); err != nil {
-				return err
-			}
-			if err := rs.takeBudget(length); err != nil {
-				rs.release(length)
-				return err
-			}
-			release, err := v.inflight.Acquire(pc.ctx, uint64(off), uint64(length))
-			if err != nil {
-				return err
-			}
-			buf := make([]byte, length)
-			_, err = v.cfg.Disk.ReadAt(buf, off)
-			if err == nil {
-				if v.cfg.ResyncChecksum {
-					// The target compares and asks for the data only if
-					// its copy differs.
-					err = pc.link.Data.Send(&wire.ResyncHash{Offset: uint64(off), Length: uint32(length), Hash: sha256.Sum256(buf)})
-				} else {
-					err = pc.link.Data.Send(&wire.ResyncData{Offset: uint64(off), Payload: buf})
+	ctx, cancel := context.WithCancel(rs.pc.ctx)
+	defer cancel()
+	ranges := make(chan [2]int64)
+	errc := make(chan error, resyncWorkers)
+	var wg sync.WaitGroup
+	for range resyncWorkers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range ranges {
+				if err := rs.sendRange(ctx, r[0], r[1]); err != nil {
+					errc <- err
+					cancel()
+					return
 				}
 			}
-			release()
-			if err != nil {
-				return err
+		}()
+	}
+	err := rs.produce(ctx, ranges)
+	close(ranges)
+	wg.Wait()
+	select {
+	case e := <-errc:
+		return e
+	default:
+		return err
+	}
+}
+
+// produce hands out the dirty ranges, coalesced, in chunks of at most
+// wire.MaxData.
+func (rs *resync) produce(ctx context.Context, ranges chan<- [2]int64) error {
+	bm := rs.v.m.Bitmap()
+	const chunkBlocks = wire.MaxData / meta.BlockSize
+	emit := func(s, e uint64) error {
+		for b := s; b < e; {
+			n := min(e-b, chunkBlocks)
+			select {
+			case ranges <- [2]int64{int64(b * meta.BlockSize), int64(n * meta.BlockSize)}:
+			case <-ctx.Done():
+				return ctx.Err()
 			}
 			b += n
 		}
-		from = end
+		return nil
 	}
+	var cs, ce uint64
+	have := false
+	for from := uint64(0); ; {
+		s, e, ok := bm.NextRange(from)
+		if !ok {
+			break
+		}
+		if have && s-ce <= resyncGapBlocks && e-cs <= chunkBlocks {
+			ce = e
+		} else {
+			if have {
+				if err := emit(cs, ce); err != nil {
+					return err
+				}
+			}
+			cs, ce, have = s, e, true
+		}
+		from = e
+	}
+	if have {
+		return emit(cs, ce)
+	}
+	return nil
+}
+
+// sendRange reads one range under the write lock and sends it (or, in a
+// checksum resync, its hash).
+func (rs *resync) sendRange(ctx context.Context, off, length int64) error {
+	v, pc := rs.v, rs.pc
+	if err := rs.acquire(length); err != nil {
+		return err
+	}
+	if err := rs.takeBudget(length); err != nil {
+		rs.release(length)
+		return err
+	}
+	release, err := v.inflight.Acquire(ctx, uint64(off), uint64(length))
+	if err != nil {
+		return err
+	}
+	defer release()
+	buf := make([]byte, length)
+	if _, err := v.cfg.Disk.ReadAt(buf, off); err != nil {
+		return v.diskFailed("resync read", err)
+	}
+	if v.cfg.ResyncChecksum {
+		// The target compares and asks for the data only if its copy
+		// differs.
+		return pc.link.Data.Send(&wire.ResyncHash{Offset: uint64(off), Length: uint32(length), Hash: sha256.Sum256(buf)})
+	}
+	return pc.link.Data.Send(&wire.ResyncData{Offset: uint64(off), Payload: buf})
 }
 
 func (rs *resync) acquire(n int64) error {
@@ -329,6 +401,25 @@ func (rs *resync) checkpoint() error {
 	if err := v.m.Bitmap().Flush(); err != nil {
 		return v.diskFailed("bitmap", err)
 	}
+	return nil
+}
+
+// dispatchHash runs onHash beside the receiver, up to resyncWorkers at
+// once: reading and hashing the target's copy is the slow part, and the
+// order of the answers does not matter (a range written after its hash
+// arrived compares as different and is sent again, which is correct).
+func (rs *resync) dispatchHash(m *wire.ResyncHash) error {
+	select {
+	case rs.hashSem <- struct{}{}:
+	case <-rs.pc.ctx.Done():
+		return context.Cause(rs.pc.ctx)
+	}
+	go func() {
+		defer func() { <-rs.hashSem }()
+		if err := rs.onHash(m); err != nil {
+			rs.pc.fail(err)
+		}
+	}()
 	return nil
 }
 
