@@ -570,7 +570,8 @@ func (rs *resync) finishSource() {
 		return
 	}
 	pc.log.Info("resync finished", zap.String("event", "resync-done"), zap.String("role", "SyncSource"),
-		zap.Uint64("bytes", rs.done.Load()), zap.Duration("took", time.Since(rs.startedAt)))
+		zap.Uint64("bytes", rs.done.Load()), zap.Uint64("out_of_sync_bytes", rs.total.Load()),
+		zap.Duration("took", time.Since(rs.startedAt)))
 	if err := pc.link.Data.Send(sc); err != nil {
 		pc.fail(err)
 	}

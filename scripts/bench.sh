@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # make bench: measures VIP failover for hactl and keepalived with the same
-# settings in one run, then the replicated volume's write throughput, and
-# writes BENCHMARKS.md. Needs root (it builds labs in network namespaces).
+# settings in one run, then the replicated volume's write throughput and
+# its resync rate, and writes BENCHMARKS.md. Needs root (it builds labs in
+# network namespaces).
 #
-# BENCH=failover|replication|all (default all) runs one part only; the
-# other part's section of an existing BENCHMARKS.md is kept as it is.
+# BENCH=failover|replication|resync|all (default all) runs one part only;
+# the other parts' sections of an existing BENCHMARKS.md are kept as they
+# are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -13,23 +15,27 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 BENCH=${BENCH:-all}
 case "$BENCH" in
-failover | replication | all) ;;
+failover | replication | resync | all) ;;
 *)
-	echo "bench: BENCH=$BENCH: want failover, replication or all" >&2
+	echo "bench: BENCH=$BENCH: want failover, replication, resync or all" >&2
 	exit 2
 	;;
 esac
 repl_heading="## Replicated volume throughput"
+resync_heading="## Resync"
+# What the title says when a partial run keeps other sections' figures.
+later_dates="the replicated volume and resync sections keep the dates of their own runs."
 table=$(mktemp)
 repl=$(mktemp)
+resync=$(mktemp)
 old=$(mktemp)
 new=$(mktemp)
-trap 'rm -f "$table" "$repl" "$old" "$new"' EXIT
+trap 'rm -f "$table" "$repl" "$resync" "$old" "$new"' EXIT
 if [ -f BENCHMARKS.md ]; then
 	cp BENCHMARKS.md "$old"
 fi
 
-if [ "$BENCH" != replication ]; then
+if [ "$BENCH" = all ] || [ "$BENCH" = failover ]; then
 	HACTL_BENCH_OUT="$table" go test -count=1 -timeout 60m -run '^TestFailoverBenchmark$' -v ./cmd/hactl/ |
 		grep -E '^\s+bench_failover_test.go|^(---|ok|FAIL|PASS)' || true
 	if [ ! -s "$table" ]; then
@@ -37,11 +43,19 @@ if [ "$BENCH" != replication ]; then
 		exit 1
 	fi
 fi
-if [ "$BENCH" != failover ]; then
+if [ "$BENCH" = all ] || [ "$BENCH" = replication ]; then
 	HACTL_BENCH_REPL_OUT="$repl" go test -count=1 -timeout 60m -run '^TestReplicationBenchmark$' -v ./cmd/hactl/ |
 		grep -E '^\s+bench_replication_test.go|^(---|ok|FAIL|PASS)' || true
 	if [ ! -s "$repl" ]; then
 		echo "bench: the replication benchmark wrote no figures" >&2
+		exit 1
+	fi
+fi
+if [ "$BENCH" = all ] || [ "$BENCH" = resync ]; then
+	HACTL_BENCH_RESYNC_OUT="$resync" go test -count=1 -timeout 30m -run '^TestResyncBenchmark$' -v ./cmd/hactl/ |
+		grep -E '^\s+bench_resync_test.go|^(---|ok|FAIL|PASS)' || true
+	if [ ! -s "$resync" ]; then
+		echo "bench: the resync benchmark wrote no figures" >&2
 		exit 1
 	fi
 fi
@@ -52,7 +66,7 @@ failover_part() {
 	echo
 	case "$1" in
 	all) echo "Written by \`make bench\` on $(date -u +%Y-%m-%d) — every figure below comes from that one run." ;;
-	*) echo "Written by \`make bench\` (BENCH=failover) on $(date -u +%Y-%m-%d); the replicated volume section keeps the date of its own run." ;;
+	*) echo "Written by \`make bench\` (BENCH=failover) on $(date -u +%Y-%m-%d); $later_dates" ;;
 	esac
 	echo
 	echo "Machine: $(nproc) cores, Linux $(uname -r); $(go version | cut -d' ' -f3); $(keepalived --version 2>&1 | head -1)."
@@ -81,10 +95,46 @@ replication_part() {
 	cat "$repl"
 }
 
-# before_repl is the old BENCHMARKS.md up to its replication section;
-# from_repl is that section to the end.
-before_repl() { awk -v h="$repl_heading" '$0 == h { exit } { print }' "$old"; }
-from_repl() { awk -v h="$repl_heading" '$0 == h { found = 1 } found { print }' "$old"; }
+# resync_part writes the resync section.
+resync_part() {
+	echo "$resync_heading"
+	echo
+	echo "Measured on $(date -u +%Y-%m-%d), Linux $(uname -r), $(nproc) cores."
+	echo
+	cat "$resync"
+}
+
+# trim drops trailing blank lines.
+trim() { sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'; }
+# old_head is the old BENCHMARKS.md above its replication and resync
+# sections: the title and the VIP failover section.
+old_head() { awk -v a="$repl_heading" -v b="$resync_heading" '$0 == a || $0 == b { exit } { print }' "$old" | trim; }
+# old_section prints the old section with the given heading, up to the
+# next "## " heading or the end.
+old_section() { awk -v h="$1" '$0 == h { found = 1; print; next } found && /^## / { exit } found { print }' "$old" | trim; }
+
+# title_part writes the title for a partial run of the later sections: the old
+# one, whose figures no longer all come from one run, or a new one.
+title_part() {
+	if [ -s "$old" ] && [ -n "$(old_head)" ]; then
+		old_head | sed -e "s/ — every figure below comes from that one run\.\$/; $later_dates/" \
+			-e "s/; the replicated volume section keeps the date of its own run\.\$/; $later_dates/"
+	else
+		echo "# Benchmarks"
+		echo
+		echo "Written by \`make bench\` (BENCH=$BENCH)."
+	fi
+}
+
+# kept prints an old section, after a blank line, if there is one.
+kept() {
+	local s
+	s=$(old_section "$1")
+	if [ -n "$s" ]; then
+		echo
+		echo "$s"
+	fi
+}
 
 case "$BENCH" in
 all)
@@ -92,31 +142,31 @@ all)
 		failover_part all
 		echo
 		replication_part
+		echo
+		resync_part
 	} >"$new"
 	;;
 failover)
 	{
 		failover_part failover
-		if [ -n "$(from_repl)" ]; then
-			echo
-			from_repl
-		fi
+		kept "$repl_heading"
+		kept "$resync_heading"
 	} >"$new"
 	;;
 replication)
 	{
-		if [ -s "$old" ]; then
-			# Keep everything above the section, without trailing blank
-			# lines; its figures no longer all come from one run.
-			before_repl | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' |
-				sed -e 's/ — every figure below comes from that one run\.$/; the replicated volume section keeps the date of its own run./'
-		else
-			echo "# Benchmarks"
-			echo
-			echo "Written by \`make bench\` (BENCH=replication)."
-		fi
+		title_part
 		echo
 		replication_part
+		kept "$resync_heading"
+	} >"$new"
+	;;
+resync)
+	{
+		title_part
+		kept "$repl_heading"
+		echo
+		resync_part
 	} >"$new"
 	;;
 esac
