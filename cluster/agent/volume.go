@@ -202,12 +202,6 @@ func (s *volumeSet) startMissing() {
 func (s *volumeSet) start(spec volumeSpec) (*volumeRun, error) {
 	name := spec.Volume.Name
 	log := s.log.With(zap.String("volume", name))
-	cleanCtx, cancelClean := context.WithTimeout(context.Background(), 10*time.Second)
-	err := attach.CleanStale(cleanCtx, s.runtimeDir, name)
-	cancelClean()
-	if err != nil {
-		return nil, fmt.Errorf("cleaning up a previous attachment: %w", err)
-	}
 	disk := VolumeDisk{Volume: spec.Volume, Node: s.node, Disk: spec.Volume.Disk[s.node], MetaPath: spec.Volume.Disk[s.node]}
 	if !spec.Volume.MetaInternal {
 		disk.MetaPath = spec.Volume.Meta[s.node]
@@ -223,6 +217,16 @@ func (s *volumeSet) start(spec volumeSpec) (*volumeRun, error) {
 			return nil, fmt.Errorf("%s has no hactl metadata: run 'hactl volume create-md %s' on this node", disk.MetaPath, name)
 		}
 		return nil, fmt.Errorf("metadata on %s: %w", disk.MetaPath, err)
+	}
+	// What a crashed agent left attached goes first (only now that the
+	// disk is known to be there: nothing is created for a volume that
+	// cannot run).
+	cleanCtx, cancelClean := context.WithTimeout(context.Background(), 10*time.Second)
+	err = attach.CleanStale(cleanCtx, s.runtimeDir, name)
+	cancelClean()
+	if err != nil {
+		closeDisk()
+		return nil, fmt.Errorf("cleaning up a previous attachment: %w", err)
 	}
 	run := &volumeRun{spec: spec, log: log, closeDisk: closeDisk, done: make(chan struct{})}
 	cfg := replicate.Config{

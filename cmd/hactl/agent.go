@@ -12,10 +12,11 @@ import (
 	"github.com/hactl/hactl/cluster/agent"
 	"github.com/hactl/hactl/internal/logging"
 	"github.com/hactl/hactl/internal/sdnotify"
+	"github.com/hactl/hactl/replicate/attach"
 )
 
 func newAgentCmd(g *globals) *cobra.Command {
-	var node string
+	var node, runtimeDir string
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Run the cluster agent on this node (under systemd)",
@@ -46,6 +47,7 @@ file that does not validate is refused with the running one kept.`,
 				ConfigPath:       g.configPath,
 				Socket:           g.socket,
 				Node:             node,
+				RuntimeDir:       runtimeDir,
 				Version:          version,
 				Log:              log,
 				Reload:           reload,
@@ -62,6 +64,7 @@ file that does not validate is refused with the running one kept.`,
 		},
 	}
 	cmd.Flags().StringVar(&node, "node", "", "this node's name in the cluster file (default: found by address, then hostname)")
+	cmd.Flags().StringVar(&runtimeDir, "runtime-dir", attach.DefaultRuntimeDir, "where the volumes' NBD sockets and attachment state live")
 	return cmd
 }
 

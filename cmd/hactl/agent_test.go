@@ -112,7 +112,9 @@ func startAgent(t *testing.T, args ...string) *agentProc {
 // instance cannot start; without root it cannot open raw sockets at all.
 func startAgentEnv(t *testing.T, env []string, args ...string) *agentProc {
 	t.Helper()
-	argv := append([]string{os.Args[0], "agent"}, args...)
+	// Volume state (NBD sockets, attachment locks) goes to a directory of
+	// the test's, never to the machine's /run/hactl.
+	argv := append([]string{os.Args[0], "agent", "--runtime-dir", t.TempDir()}, args...)
 	if os.Geteuid() == 0 {
 		if _, err := exec.LookPath("unshare"); err != nil {
 			t.Skip("skipping: needs unshare to keep the agent off this machine's network")
