@@ -474,10 +474,7 @@ type ResyncHash struct {
 }
 
 func (*ResyncHash) Type() Type { return TypeResyncHash }
-func (m *ResyncHash) appendTo(b []byte) []byte {
-	b = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(b, m.Offset), m.Length)
-	return append(b, m.Hash[:]...)
-}
+func (m *ResyncHash) appendTo(b []byte) []byte { return appendHashedSpan(b, m.Offset, m.Length, m.Hash) }
 func (m *ResyncHash) check(size uint64) error {
 	return checkResyncSpan(TypeResyncHash, m.Offset, m.Length, size)
 }
@@ -492,10 +489,7 @@ type ResyncAck struct {
 }
 
 func (*ResyncAck) Type() Type { return TypeResyncAck }
-func (m *ResyncAck) appendTo(b []byte) []byte {
-	b = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(b, m.Offset), m.Length)
-	return binary.BigEndian.AppendUint32(b, uint32(m.Status))
-}
+func (m *ResyncAck) appendTo(b []byte) []byte { return appendStatusSpan(b, m.Offset, m.Length, m.Status) }
 func (m *ResyncAck) check(size uint64) error {
 	if m.Status > StatusNoDisk {
 		return malformed(TypeResyncAck, "status %v", m.Status)
@@ -513,10 +507,7 @@ type VerifyHash struct {
 }
 
 func (*VerifyHash) Type() Type { return TypeVerifyHash }
-func (m *VerifyHash) appendTo(b []byte) []byte {
-	b = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(b, m.Offset), m.Length)
-	return append(b, m.Hash[:]...)
-}
+func (m *VerifyHash) appendTo(b []byte) []byte { return appendHashedSpan(b, m.Offset, m.Length, m.Hash) }
 func (m *VerifyHash) check(size uint64) error {
 	return checkResyncSpan(TypeVerifyHash, m.Offset, m.Length, size)
 }
@@ -532,10 +523,7 @@ type VerifyAck struct {
 }
 
 func (*VerifyAck) Type() Type { return TypeVerifyAck }
-func (m *VerifyAck) appendTo(b []byte) []byte {
-	b = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(b, m.Offset), m.Length)
-	return binary.BigEndian.AppendUint32(b, uint32(m.Status))
-}
+func (m *VerifyAck) appendTo(b []byte) []byte { return appendStatusSpan(b, m.Offset, m.Length, m.Status) }
 func (m *VerifyAck) check(size uint64) error {
 	switch m.Status {
 	case StatusInSync, StatusOutOfSync, StatusIOError, StatusNoDisk:
@@ -672,6 +660,18 @@ func checkSpan(t Type, off, n, size uint64) error {
 		return malformed(t, "range %d+%d beyond the volume's %d bytes", off, n, size)
 	}
 	return nil
+}
+
+// appendHashedSpan and appendStatusSpan encode the two shapes the resync
+// and verify messages share: a range with a hash, a range with a status.
+func appendHashedSpan(b []byte, off uint64, n uint32, h [32]byte) []byte {
+	b = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(b, off), n)
+	return append(b, h[:]...)
+}
+
+func appendStatusSpan(b []byte, off uint64, n uint32, st Status) []byte {
+	b = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(b, off), n)
+	return binary.BigEndian.AppendUint32(b, uint32(st))
 }
 
 func checkResyncSpan(t Type, off uint64, n uint32, size uint64) error {
