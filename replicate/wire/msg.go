@@ -474,7 +474,9 @@ type ResyncHash struct {
 }
 
 func (*ResyncHash) Type() Type { return TypeResyncHash }
-func (m *ResyncHash) appendTo(b []byte) []byte { return appendHashedSpan(b, m.Offset, m.Length, m.Hash) }
+func (m *ResyncHash) appendTo(b []byte) []byte {
+	return appendHashedSpan(b, m.Offset, m.Length, m.Hash)
+}
 func (m *ResyncHash) check(size uint64) error {
 	return checkResyncSpan(TypeResyncHash, m.Offset, m.Length, size)
 }
@@ -489,7 +491,9 @@ type ResyncAck struct {
 }
 
 func (*ResyncAck) Type() Type { return TypeResyncAck }
-func (m *ResyncAck) appendTo(b []byte) []byte { return appendStatusSpan(b, m.Offset, m.Length, m.Status) }
+func (m *ResyncAck) appendTo(b []byte) []byte {
+	return appendStatusSpan(b, m.Offset, m.Length, m.Status)
+}
 func (m *ResyncAck) check(size uint64) error {
 	if m.Status > StatusNoDisk {
 		return malformed(TypeResyncAck, "status %v", m.Status)
@@ -507,7 +511,9 @@ type VerifyHash struct {
 }
 
 func (*VerifyHash) Type() Type { return TypeVerifyHash }
-func (m *VerifyHash) appendTo(b []byte) []byte { return appendHashedSpan(b, m.Offset, m.Length, m.Hash) }
+func (m *VerifyHash) appendTo(b []byte) []byte {
+	return appendHashedSpan(b, m.Offset, m.Length, m.Hash)
+}
 func (m *VerifyHash) check(size uint64) error {
 	return checkResyncSpan(TypeVerifyHash, m.Offset, m.Length, size)
 }
@@ -523,7 +529,9 @@ type VerifyAck struct {
 }
 
 func (*VerifyAck) Type() Type { return TypeVerifyAck }
-func (m *VerifyAck) appendTo(b []byte) []byte { return appendStatusSpan(b, m.Offset, m.Length, m.Status) }
+func (m *VerifyAck) appendTo(b []byte) []byte {
+	return appendStatusSpan(b, m.Offset, m.Length, m.Status)
+}
 func (m *VerifyAck) check(size uint64) error {
 	switch m.Status {
 	case StatusInSync, StatusOutOfSync, StatusIOError, StatusNoDisk:
