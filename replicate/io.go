@@ -467,6 +467,7 @@ func (v *Volume) allActive(first, last uint32) bool {
 func (v *Volume) alFreeSignal() <-chan struct{} {
 	v.reqMu.Lock()
 	defer v.reqMu.Unlock()
+	v.alWaiting = true
 	return v.alFree
 }
 
@@ -474,9 +475,14 @@ func (v *Volume) releaseExtents(first, last uint32) {
 	for e := first; e <= last; e++ {
 		v.m.AL().Release(e)
 	}
+	// Every write releases its extents: wake (and replace the channel)
+	// only when a write is waiting for room in the log.
 	v.reqMu.Lock()
-	close(v.alFree)
-	v.alFree = make(chan struct{})
+	if v.alWaiting {
+		close(v.alFree)
+		v.alFree = make(chan struct{})
+		v.alWaiting = false
+	}
 	v.reqMu.Unlock()
 }
 

@@ -189,8 +189,9 @@ type Volume struct {
 	reqs  map[uint64]*request // writes sent, until barrier-acked or failed
 	ids   uint64
 
-	alMu   sync.Mutex    // one activity-log commit at a time
-	alFree chan struct{} // closed (and replaced) when an extent is released
+	alMu      sync.Mutex    // one activity-log commit at a time
+	alFree    chan struct{} // closed (and replaced) at a release while alWaiting
+	alWaiting bool          // a write waits for room in the activity log (under reqMu)
 
 	runDone chan struct{}
 	stats   counters
