@@ -964,8 +964,10 @@ func TestVolumeFaultSplitBrain(t *testing.T) {
 	// bravo, the victim, steps down: the split brain stays.
 	v.hactl("bravo", "volume", "secondary", lab.VolumeName)
 	for _, n := range []string{"alpha", "bravo"} {
-		vs := v.vfWaitVolume(n, "split brain reported", 20*time.Second, func(vs api.VolumeStatus) bool {
-			return vs.SplitBrain != nil
+		// The counts are those of the latest handshake (retried every
+		// 5 s while StandAlone); wait for one that saw every write.
+		vs := v.vfWaitVolume(n, "split brain reported with every change counted", 20*time.Second, func(vs api.VolumeStatus) bool {
+			return vs.SplitBrain != nil && vs.SplitBrain.ChangedBytes["alpha"] >= apartA*vfBlock && vs.SplitBrain.ChangedBytes["bravo"] >= apartB*vfBlock
 		})
 		if vs.Connection == "Connected" || vs.Connection == "SyncSource" || vs.Connection == "SyncTarget" ||
 			!strings.Contains(vs.Problem, "hactl volume resolve "+lab.VolumeName+" --discard") {
