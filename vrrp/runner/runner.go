@@ -44,6 +44,11 @@ type Options struct {
 	Log      *zap.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Orchestrated hands the virtual IPs to a resource group: becoming
+	// Master adds no address and sends no GARP until Claim, which the
+	// group calls as its last start step (DESIGN §3.2 step 5). Leaving
+	// Master still removes them at once.
+	Orchestrated bool
 }
 
 // Instance is one running VRRP instance. Its methods are safe for
@@ -71,6 +76,8 @@ type Instance struct {
 	checks  *check.Runner
 	links   <-chan vrrpnet.LinkState
 
+	orchestrated bool
+
 	cancel context.CancelFunc
 	done   chan struct{}
 
@@ -80,6 +87,12 @@ type Instance struct {
 	linkDown map[string]string // tracked interface → why it is down
 	subs     []*queue
 	lastLog  map[vrrp.Reason]time.Time
+	// hold keeps the instance out of service (in FAULT: a priority 0
+	// advert if it was Master, and no takeover) for a reason given by the
+	// orchestrator: a closed promotion gate, standby, a group given up.
+	hold string
+	// claimed: an orchestrated Master's group added the VIPs (Claim).
+	claimed bool
 }
 
 // invalidLogEvery limits how often one reason for dropping adverts is
@@ -112,6 +125,8 @@ func Start(opts Options) (*Instance, error) {
 		failing:  map[string]check.Update{},
 		linkDown: map[string]string{},
 		lastLog:  map[vrrp.Reason]time.Time{},
+
+		orchestrated: opts.Orchestrated,
 	}
 	for _, p := range v.VirtualIPs {
 		in.addrs = append(in.addrs, p.Addr())
@@ -415,7 +430,11 @@ func (in *Instance) health(wasFault bool, wasPrio uint8) (bool, uint8) {
 		checks = append(checks, u)
 	}
 	h := assess(in.base, in.cfg.TrackInterfaces, in.linkDown, checks)
+	if in.hold != "" {
+		h.faults = append(h.faults, "held: "+in.hold)
+	}
 	in.status.Fault = strings.Join(h.faults, "; ")
+	in.status.Held = in.hold
 	in.mu.Unlock()
 
 	fault := len(h.faults) > 0
@@ -499,12 +518,18 @@ func (in *Instance) do(a vrrp.Action, now time.Time) {
 	case vrrp.SendAdvert:
 		in.sendAdvert(a.Priority)
 	case vrrp.AddVIPs:
+		if in.orchestrated {
+			return // the group adds them as its last step: Claim
+		}
 		for _, p := range in.cfg.VirtualIPs {
 			if err := in.link.AddAddr(p); err != nil {
 				in.log.Error("adding a virtual IP", zap.String("vip", p.String()), zap.Error(err))
 			}
 		}
 	case vrrp.RemoveVIPs:
+		in.mu.Lock()
+		in.claimed = false
+		in.mu.Unlock()
 		for _, p := range in.cfg.VirtualIPs {
 			if in.owned[p.Addr()] {
 				continue
@@ -514,6 +539,12 @@ func (in *Instance) do(a vrrp.Action, now time.Time) {
 			}
 		}
 	case vrrp.SendGARP:
+		in.mu.Lock()
+		unclaimed := in.orchestrated && !in.claimed
+		in.mu.Unlock()
+		if unclaimed {
+			return
+		}
 		sent := 0
 		for range a.Count {
 			for _, ip := range in.addrs {
@@ -591,4 +622,96 @@ func (in *Instance) Status() Status {
 		st.Checks = in.checks.Status()
 	}
 	return st
+}
+
+// Hold keeps the instance out of service for reason: it goes to FAULT (a
+// Master resigns with a priority 0 advert and removes its addresses) and
+// takes nothing over until Hold(""). The orchestrator holds an instance
+// while its group's promotion gate is closed, for standby, and while a
+// graceful failover hands the group to another node.
+func (in *Instance) Hold(reason string) {
+	in.mu.Lock()
+	changed := in.hold != reason
+	in.hold = reason
+	in.mu.Unlock()
+	if !changed {
+		return
+	}
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ErrNotMaster: Claim was called when the instance is not Master (it lost
+// the election or was held meanwhile).
+var ErrNotMaster = errors.New("the vrrp instance is not Master")
+
+// Claim adds the virtual IPs and sends the GARP burst of an orchestrated
+// Master: the last step of its group's start. The repeat burst and the
+// split-brain-heal GARPs follow from the machine's timers once claimed.
+func (in *Instance) Claim() error {
+	in.mu.Lock()
+	if in.status.State != vrrp.StateMaster.String() {
+		in.mu.Unlock()
+		return fmt.Errorf("vrrp %s: %w (it is %s)", in.cfg.Name, ErrNotMaster, in.status.State)
+	}
+	in.claimed = true
+	in.mu.Unlock()
+	for _, p := range in.cfg.VirtualIPs {
+		if err := in.link.AddAddr(p); err != nil {
+			return fmt.Errorf("vrrp %s: adding %s: %w", in.cfg.Name, p, err)
+		}
+	}
+	sent := 0
+	for range in.cfg.GARPCount {
+		for _, ip := range in.addrs {
+			if err := in.link.GARP(ip); err != nil {
+				in.log.Warn("sending gratuitous ARP", zap.String("vip", ip.String()), zap.Error(err))
+				continue
+			}
+			sent++
+		}
+	}
+	in.mu.Lock()
+	in.status.GARPsSent += uint64(sent)
+	lost := in.status.State != vrrp.StateMaster.String()
+	in.mu.Unlock()
+	if lost {
+		// The instance left Master while we added them: its RemoveVIPs
+		// may have run first, so take them away again.
+		_ = in.Unclaim()
+		return fmt.Errorf("vrrp %s: %w (it left Master during the claim)", in.cfg.Name, ErrNotMaster)
+	}
+	return nil
+}
+
+// Unclaim removes the virtual IPs of an orchestrated instance (the first
+// step of its group's stop) without leaving Master. Addresses the
+// interface owned before (priority 255) stay.
+func (in *Instance) Unclaim() error {
+	in.mu.Lock()
+	in.claimed = false
+	in.mu.Unlock()
+	var first error
+	for _, p := range in.cfg.VirtualIPs {
+		if in.owned[p.Addr()] {
+			continue
+		}
+		if err := in.link.DelAddr(p); err != nil && first == nil {
+			first = fmt.Errorf("vrrp %s: removing %s: %w", in.cfg.Name, p, err)
+		}
+	}
+	return first
+}
+
+// Claimed reports whether the VIPs are on the interface: always when
+// Master for an instance that is not orchestrated.
+func (in *Instance) Claimed() bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if !in.orchestrated {
+		return in.status.State == vrrp.StateMaster.String()
+	}
+	return in.claimed
 }

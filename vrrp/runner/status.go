@@ -13,6 +13,7 @@ type Status struct {
 	Priority          int    // configured for this node
 	EffectivePriority int    // after check weights
 	Fault             string // why the instance is in fault; "" otherwise
+	Held              string // why the orchestrator holds it out of service; "" otherwise
 	MasterAddr        string // the master's address as last heard (ours when master)
 	MasterPriority    int
 	AdvertInterval    string // in use: a v3 backup learns the master's
