@@ -21,6 +21,7 @@ declare -A need=(
 	[tcpdump]=tcpdump
 	[nft]=nftables
 	[arping]=iputils-arping
+	[dbus-daemon]=dbus-daemon
 )
 
 missing=()
