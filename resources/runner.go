@@ -259,14 +259,12 @@ func (r *Runner) execute(ctx context.Context, ev Event) bool {
 		if !ok {
 			return false
 		}
-		if next != nil {
-			if _, failed := next.(StartFailed); failed {
-				// Recovery restarts in place; give it a moment.
-				select {
-				case <-ctx.Done():
-					return false
-				case <-time.After(r.cfg.RetryDelay):
-				}
+		if _, failed := next.(StartFailed); failed {
+			// Recovery restarts in place; give it a moment.
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(r.cfg.RetryDelay):
 			}
 		}
 		ev = next

@@ -373,3 +373,6 @@ func (a *Agent) probe() error {
 	}
 	return nil
 }
+
+// Device is the block device the agent mounts.
+func (a *Agent) Device() string { return a.device }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 )
@@ -135,4 +136,25 @@ func inspect(mounts []Mount, mountpoint string, isDev func(Mount) bool) mountSta
 		}
 	}
 	return st
+}
+
+// MountedAt returns the source of the visible mount on mountpoint in this
+// process's mount namespace, and false when nothing is mounted there.
+func MountedAt(mountpoint string) (string, bool, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return "", false, fmt.Errorf("read mounts: %w", err)
+	}
+	defer f.Close()
+	mounts, err := ParseMountinfo(f)
+	if err != nil {
+		return "", false, err
+	}
+	src, found := "", false
+	for _, m := range mounts {
+		if m.MountPoint == mountpoint {
+			src, found = m.Source, true // the last one is the visible one
+		}
+	}
+	return src, found, nil
 }

@@ -126,7 +126,7 @@ func TestFindUsers(t *testing.T) {
 	const maps = "55d4c0a00000-55d4c0a02000 r--p 00000000 fd:01 123    /usr/bin/sleep\n" +
 		"7f0000000000-7f0000001000 rw-s 00000000 07:03 77     /srv/data/db/with space.mmap\n" +
 		"7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0      [stack]\n"
-	base := map[string]string{"cwd": "/", "root": "/", "exe": "/usr/bin/prog"}
+	base := map[string]string{"cwd": "/", "root": "/", "exe": "/usr/bin/prog", "ns/mnt": "mnt:[4026531841]"}
 	with := func(extra map[string]string) map[string]string {
 		m := map[string]string{}
 		for k, v := range base {
@@ -138,17 +138,18 @@ func TestFindUsers(t *testing.T) {
 		return m
 	}
 	p := proc(map[string]map[string]string{
-		"10":  with(map[string]string{"cwd": "/srv/data/app"}),                        // cwd inside
-		"11":  with(map[string]string{"fd/3": "/srv/data/log (deleted)"}),             // open deleted file
-		"12":  with(map[string]string{"maps": maps}),                                  // mapped file with a space
-		"13":  with(map[string]string{"root": "/srv/data/chroot"}),                    // chroot
-		"14":  with(map[string]string{"exe": "/srv/data/bin/daemon"}),                 // running binary
-		"15":  with(map[string]string{"cwd": "/srv/database"}),                        // prefix but not under
-		"16":  with(map[string]string{"cwd": "/srv/src", "fd/0": "socket:[99]"}),      // bind mount source dir
-		"17":  with(map[string]string{"cwd": "/srv/bind/app"}),                        // bind mount target elsewhere
-		"18":  with(map[string]string{"cwd": "/srv/data"}),                            // the mountpoint itself
-		"999": with(map[string]string{"cwd": "/srv/data", "fd/4": "/srv/data/state"}), // the agent itself
-		"20":  {},                                                                     // a kernel thread: nothing readable
+		"10":  with(map[string]string{"cwd": "/srv/data/app"}),                           // cwd inside
+		"11":  with(map[string]string{"fd/3": "/srv/data/log (deleted)"}),                // open deleted file
+		"12":  with(map[string]string{"maps": maps}),                                     // mapped file with a space
+		"13":  with(map[string]string{"root": "/srv/data/chroot"}),                       // chroot
+		"14":  with(map[string]string{"exe": "/srv/data/bin/daemon"}),                    // running binary
+		"15":  with(map[string]string{"cwd": "/srv/database"}),                           // prefix but not under
+		"16":  with(map[string]string{"cwd": "/srv/src", "fd/0": "socket:[99]"}),         // bind mount source dir
+		"17":  with(map[string]string{"cwd": "/srv/bind/app"}),                           // bind mount target elsewhere
+		"18":  with(map[string]string{"cwd": "/srv/data"}),                               // the mountpoint itself
+		"19":  with(map[string]string{"cwd": "/srv/data", "ns/mnt": "mnt:[4026532999]"}), // another mount namespace's /srv/data
+		"999": with(map[string]string{"cwd": "/srv/data", "fd/4": "/srv/data/state"}),    // the agent itself
+		"20":  {},                                                                        // a kernel thread: nothing readable
 	})
 	users, err := FindUsers(p, "/srv/data", 999)
 	if err != nil {

@@ -43,11 +43,14 @@ func (u User) String() string { return fmt.Sprintf("%d (%s, %s)", u.PID, u.Cmdli
 //   - Sockets, pipes and anonymous files ("socket:[123]", "anon_inode:…")
 //     are not paths and never match.
 //
-// What this cannot see: processes in another mount namespace that hold a
-// mount of their own of the same filesystem (their paths are shown
-// relative to their namespace). Their mount keeps the filesystem alive
-// without making our umount busy; Stop catches that case by checking that
-// the device is mounted nowhere else afterwards.
+// Processes in another mount namespace are skipped (when /proc shows both
+// namespaces): their paths are relative to their own namespace, so their
+// "/srv/data" may be a different filesystem altogether — a container's,
+// or another lab node's on the same kernel. What this cannot see is such
+// a process holding a mount of its own of the same filesystem. Its mount
+// keeps the filesystem alive without making our umount busy; Stop catches
+// that case by checking that the device is mounted nowhere else
+// afterwards.
 func FindUsers(proc fs.FS, mountpoint string, self int) ([]User, error) {
 	if mountpoint == "/" || !path.IsAbs(mountpoint) || path.Clean(mountpoint) != mountpoint {
 		return nil, fmt.Errorf("refusing to look for users of %q: not a clean absolute path other than /", mountpoint)
@@ -60,11 +63,17 @@ func FindUsers(proc fs.FS, mountpoint string, self int) ([]User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read /proc: %w", err)
 	}
+	ourNS, _ := rl.ReadLink(strconv.Itoa(self) + "/ns/mnt")
 	var users []User
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid <= 0 || pid == self {
 			continue
+		}
+		if ourNS != "" {
+			if ns, err := rl.ReadLink(e.Name() + "/ns/mnt"); err == nil && ns != ourNS {
+				continue
+			}
 		}
 		why := usesMount(proc, rl, e.Name(), mountpoint)
 		if why == "" {

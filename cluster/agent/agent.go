@@ -48,8 +48,10 @@ type Agent struct {
 	log     *zap.Logger
 	started time.Time
 
-	vrrp *vrrpSet
-	vols *volumeSet
+	vrrp    *vrrpSet
+	vols    *volumeSet
+	groups  *groupSet
+	members *memberSet
 
 	mu   sync.RWMutex
 	conf *config.Cluster
@@ -128,9 +130,19 @@ func Run(ctx context.Context, opts Options) error {
 	a.vrrp.apply(conf)
 	// Whatever happens next, Masters resign and remove their addresses.
 	defer a.vrrp.stopAll()
+	a.members = newMemberSet(opts.Log.Named("membership"), self)
+	a.members.apply(conf)
+	defer a.members.stop()
+	cleanupStaleMounts(conf, self, opts.Log.Named("group"))
 	a.vols = newVolumeSet(opts.Log.Named("volume"), self, opts.RuntimeDir)
 	a.vols.apply(conf)
 	defer a.vols.stopAll()
+	a.groups = newGroupSet(opts.Log.Named("group"), self, opts.Now, a.vrrp, a.vols)
+	a.groups.seen = a.members.seen
+	a.groups.apply(conf)
+	// Deferred last, so it runs first: groups stop (VIP, services,
+	// filesystem, volume) before the instances resign.
+	defer a.groups.stopAll("agent stopping")
 
 	l, err := api.Listen(opts.Socket)
 	if err != nil {
@@ -158,16 +170,22 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	retry := time.NewTicker(vrrpRetryEvery)
 	defer retry.Stop()
+	publish := time.NewTicker(publishEvery)
+	defer publish.Stop()
 	for {
 		select {
+		case <-publish.C:
+			a.members.publish(a.Status())
 		case <-watchdog:
 			a.notify(opts.Notify.Watchdog)
 		case <-retry.C:
 			a.vrrp.retry()
 			a.vols.retry()
+			a.members.apply(a.currentConf())
 		case <-ctx.Done():
 			a.log.Info("agent stopping", zap.String(logging.KeyEvent, "stop"), zap.String(logging.KeyReason, "signal"))
 			a.notify(opts.Notify.Stopping)
+			a.groups.stopAll("agent stopping (signal)")
 			a.vrrp.stopAll()
 			a.vols.stopAll()
 			shutCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -214,7 +232,14 @@ func (a *Agent) reload() {
 	a.mu.Unlock()
 	a.vrrp.apply(conf)
 	a.vols.apply(conf)
+	a.groups.apply(conf)
+	a.members.apply(conf)
 	a.log.Info("configuration reloaded", zap.String(logging.KeyEvent, "reload"), zap.String("summary", conf.Summary()))
+}
+
+func (a *Agent) currentConf() *config.Cluster {
+	c, _ := a.snapshot()
+	return c
 }
 
 func (a *Agent) snapshot() (*config.Cluster, string) {
@@ -229,44 +254,11 @@ func (a *Agent) Status() api.Status {
 	st := api.ConfiguredStatus(conf, self)
 	a.vrrp.fill(&st)
 	a.vols.fill(&st)
+	a.groups.fill(&st)
+	a.members.fill(&st, a.opts.Now())
 	st.Version = a.opts.Version
 	st.StartedAt = a.started.UTC()
 	return st
-}
-
-// errNoOrchestrator is what changes answer until the orchestrator runs in
-// the agent: the request was understood and checked, but nothing can move.
-var errNoOrchestrator = fmt.Errorf("%w: this agent does not run the orchestrator yet, so it cannot move groups", api.ErrNotImplemented)
-
-// Failover implements api.Backend: it checks the request against the
-// cluster file; moving the group needs the orchestrator.
-func (a *Agent) Failover(_ context.Context, req api.FailoverRequest) (api.Plan, error) {
-	conf, _ := a.snapshot()
-	if req.Group != "" {
-		g, ok := conf.Group(req.Group)
-		if !ok {
-			return api.Plan{}, fmt.Errorf("no group %q in the cluster file (groups: %s)", req.Group, groupNames(conf))
-		}
-		if req.To != "" {
-			if err := canRun(conf, g, req.To); err != nil {
-				return api.Plan{}, err
-			}
-		}
-	} else if req.To != "" {
-		if _, ok := conf.Node(req.To); !ok {
-			return api.Plan{}, fmt.Errorf("no node %q in the cluster file", req.To)
-		}
-	}
-	return api.Plan{}, errNoOrchestrator
-}
-
-// Standby implements api.Backend.
-func (a *Agent) Standby(_ context.Context, req api.StandbyRequest) (api.Plan, error) {
-	conf, _ := a.snapshot()
-	if _, ok := conf.Node(req.Node); !ok {
-		return api.Plan{}, fmt.Errorf("no node %q in the cluster file", req.Node)
-	}
-	return api.Plan{}, errNoOrchestrator
 }
 
 // Volume implements api.Backend: hactl volume primary|secondary.

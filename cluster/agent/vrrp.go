@@ -36,15 +36,22 @@ type vrrpSet struct {
 	now  func() time.Time
 
 	mu      sync.Mutex
-	want    map[string]config.VRRPInstance // the configuration each instance runs with
+	want    map[string]vrrpWant // the configuration each instance runs with
 	running map[string]vrrpInstance
 	failed  map[string]string // instance → why it could not start
+}
+
+// vrrpWant is how an instance runs: its block of the cluster file, and
+// whether a group orchestrates it (then the group adds its VIPs).
+type vrrpWant struct {
+	config.VRRPInstance
+	Orchestrated bool
 }
 
 func newVRRPSet(log *zap.Logger, node string, now func() time.Time) *vrrpSet {
 	return &vrrpSet{
 		log: log, node: node, now: now,
-		want:    map[string]config.VRRPInstance{},
+		want:    map[string]vrrpWant{},
 		running: map[string]vrrpInstance{},
 		failed:  map[string]string{},
 	}
@@ -54,10 +61,14 @@ func newVRRPSet(log *zap.Logger, node string, now func() time.Time) *vrrpSet {
 // changed are stopped (a Master resigns with priority 0), new and changed
 // ones start. Unchanged instances keep running untouched.
 func (s *vrrpSet) apply(c *config.Cluster) {
-	next := map[string]config.VRRPInstance{}
+	orchestrated := map[string]bool{}
+	for _, g := range c.Groups {
+		orchestrated[g.VRRP] = true
+	}
+	next := map[string]vrrpWant{}
 	for _, v := range c.VRRP {
 		if v.Priority[s.node] != 0 {
-			next[v.Name] = v
+			next[v.Name] = vrrpWant{VRRPInstance: v, Orchestrated: orchestrated[v.Name]}
 		}
 	}
 	s.mu.Lock()
@@ -90,7 +101,8 @@ func (s *vrrpSet) apply(c *config.Cluster) {
 
 // start runs one wanted instance; s.mu is held.
 func (s *vrrpSet) start(name string) {
-	in, err := startInstance(runner.Options{Instance: s.want[name], Node: s.node, Log: s.log, Now: s.now})
+	w := s.want[name]
+	in, err := startInstance(runner.Options{Instance: w.VRRPInstance, Orchestrated: w.Orchestrated, Node: s.node, Log: s.log, Now: s.now})
 	if err != nil {
 		if s.failed[name] != err.Error() {
 			s.log.Error("vrrp instance cannot start; retrying", zap.String(logging.KeyEvent, "vrrp-start-failed"),
@@ -196,4 +208,22 @@ func fillVRRP(vs *api.VRRPStatus, r runner.Status) {
 			vs.Checks[i].Detail = c.LastDetail
 		}
 	}
+}
+
+// orchestrable is what a group needs of its VRRP instance.
+type orchestrable interface {
+	Status() runner.Status
+	Hold(reason string)
+	Yield(reason string)
+	Claim() error
+	Unclaim() error
+	Claimed() bool
+}
+
+// instance returns the running instance name, or nil.
+func (s *vrrpSet) instance(name string) orchestrable {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	in, _ := s.running[name].(orchestrable)
+	return in
 }

@@ -37,6 +37,9 @@ func (f *fakeBackend) Volume(_ context.Context, r VolumeRequest) (Plan, error) {
 func (f *fakeBackend) Standby(context.Context, StandbyRequest) (Plan, error) {
 	return Plan{}, fmt.Errorf("%w: no orchestrator", ErrNotImplemented)
 }
+func (f *fakeBackend) Cleanup(_ context.Context, r CleanupRequest) (Plan, error) {
+	return Plan{Steps: []string{"cleanup " + r.Group}}, nil
+}
 
 func serve(t *testing.T, b Backend) (socket string) {
 	t.Helper()

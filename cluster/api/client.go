@@ -63,6 +63,12 @@ func (c *Client) Volume(ctx context.Context, req VolumeRequest) (Plan, error) {
 	return p, c.do(ctx, http.MethodPost, "/v1/volume", req, &p)
 }
 
+// Cleanup asks the agent to forget a group's failures and lift a block.
+func (c *Client) Cleanup(ctx context.Context, req CleanupRequest) (Plan, error) {
+	var p Plan
+	return p, c.do(ctx, http.MethodPost, "/v1/cleanup", req, &p)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

@@ -29,6 +29,13 @@ type Backend interface {
 	Failover(ctx context.Context, req FailoverRequest) (Plan, error)
 	Standby(ctx context.Context, req StandbyRequest) (Plan, error)
 	Volume(ctx context.Context, req VolumeRequest) (Plan, error)
+	Cleanup(ctx context.Context, req CleanupRequest) (Plan, error)
+}
+
+// CleanupRequest forgets a group's failures on the node and lifts a block.
+type CleanupRequest struct {
+	Group  string `json:"group"`
+	DryRun bool   `json:"dry_run"`
 }
 
 // VolumeRequest changes a volume's role on this node.
@@ -49,6 +56,8 @@ type FailoverRequest struct {
 	Group  string `json:"group,omitempty"`
 	To     string `json:"to,omitempty"`
 	DryRun bool   `json:"dry_run"`
+	// Wait returns only once another node serves the group.
+	Wait bool `json:"wait,omitempty"`
 }
 
 // StandbyRequest asks to drain a node (or bring it back with Off).
@@ -56,6 +65,8 @@ type StandbyRequest struct {
 	Node   string `json:"node"`
 	Off    bool   `json:"off"`
 	DryRun bool   `json:"dry_run"`
+	// Wait returns only once every group stopped on the node.
+	Wait bool `json:"wait,omitempty"`
 }
 
 // Plan is the ordered list of steps a change runs (or would run).
@@ -83,6 +94,7 @@ func NewServer(log *zap.Logger, backend Backend) *Server {
 	mux.HandleFunc("POST /v1/failover", s.handleFailover)
 	mux.HandleFunc("POST /v1/standby", s.handleStandby)
 	mux.HandleFunc("POST /v1/volume", s.handleVolume)
+	mux.HandleFunc("POST /v1/cleanup", s.handleCleanup)
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -135,6 +147,15 @@ func (s *Server) handleVolume(w http.ResponseWriter, r *http.Request) {
 	}
 	plan, err := s.backend.Volume(r.Context(), req)
 	s.reply(w, "volume-"+req.Action, plan, err)
+}
+
+func (s *Server) handleCleanup(w http.ResponseWriter, r *http.Request) {
+	var req CleanupRequest
+	if !readJSON(w, r, &req) {
+		return
+	}
+	plan, err := s.backend.Cleanup(r.Context(), req)
+	s.reply(w, "cleanup", plan, err)
 }
 
 func (s *Server) reply(w http.ResponseWriter, op string, plan Plan, err error) {

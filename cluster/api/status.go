@@ -36,6 +36,18 @@ type NodeStatus struct {
 	ReplicationAddress string `json:"replication_address,omitempty"`
 	Witness            bool   `json:"witness"`
 	Self               bool   `json:"self"`
+	// Membership is how the cluster network sees the node: alive, silent
+	// (no heartbeat lately), dead, left, unknown; "self" for this node.
+	Membership  string     `json:"membership,omitempty"`
+	LastHeardMS *int64     `json:"last_heard_ms,omitempty"`
+	State       *NodeState `json:"state,omitempty"` // what the node last published
+}
+
+// NodeState is what a node publishes about itself over the membership.
+type NodeState struct {
+	VRRP    map[string]string `json:"vrrp,omitempty"`    // instance → state
+	Volumes map[string]string `json:"volumes,omitempty"` // volume → role/disk/connection
+	Groups  map[string]string `json:"groups,omitempty"`  // group → state
 }
 
 // VRRPStatus is one VRRP instance as this node runs it. The live fields
@@ -176,7 +188,44 @@ type GroupStatus struct {
 	VRRP      string   `json:"vrrp"`
 	Volume    string   `json:"volume,omitempty"`
 	Resources []string `json:"resources"` // "kind:name" in start order, volume first and VIP last
-	State     string   `json:"state"`
+	// State is stopped, starting, started, stopping, blocked or gave up
+	// while the orchestrator runs the group here.
+	State string `json:"state"`
+
+	Why     string      `json:"why,omitempty"`     // why the group is wanted (or not) here
+	Running string      `json:"running,omitempty"` // the step under way
+	Gate    *GateStatus `json:"gate,omitempty"`
+	// Held says why the group's VRRP instance is kept out of service here
+	// (priority 0): a closed gate, standby, a failover away, a block.
+	Held           string          `json:"held,omitempty"`
+	Preference     string          `json:"preference,omitempty"` // a failover's temporary preference, with its expiry
+	Blocked        string          `json:"blocked,omitempty"`
+	GaveUp         string          `json:"gave_up,omitempty"`
+	Banned         string          `json:"banned,omitempty"`
+	ResourceStates []ResourceState `json:"resource_states,omitempty"`
+	Events         []GroupEvent    `json:"events,omitempty"` // the last steps and decisions, oldest first
+}
+
+// GateStatus is the promotion gate's current answer on this node.
+type GateStatus struct {
+	Open   bool   `json:"open"`
+	Reason string `json:"reason"`
+}
+
+// ResourceState is one resource of a group on this node.
+type ResourceState struct {
+	ID       string `json:"id"`
+	State    string `json:"state"`
+	Last     string `json:"last_result,omitempty"`
+	Failures int    `json:"failures"`
+}
+
+// GroupEvent is a step or decision of the group's runner.
+type GroupEvent struct {
+	At     time.Time `json:"at"`
+	What   string    `json:"what"`
+	Result string    `json:"result,omitempty"`
+	Millis int64     `json:"duration_ms,omitempty"`
 }
 
 // States shown until the subsystems that own them run in the agent.

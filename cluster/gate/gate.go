@@ -79,6 +79,11 @@ type Input struct {
 type Decision struct {
 	Open   bool
 	Reason string
+	// PeerPrimary: closed only because the peer is Primary on a live
+	// replication link. It opens by itself once the peer demotes, as a
+	// peer that lost the VRRP election does; a caller may wait for that
+	// rather than resign.
+	PeerPrimary bool
 }
 
 func open(format string, a ...any) Decision {
@@ -124,7 +129,9 @@ func Decide(in Input) Decision {
 		}
 		if in.Connected {
 			if in.PeerRole == "Primary" {
-				return closed("%s is Primary on the replication link: it must demote first", peer)
+				d := closed("%s is Primary on the replication link: it must demote first", peer)
+				d.PeerPrimary = true
+				return d
 			}
 			return open("%s is connected and %s", peer, in.PeerRole)
 		}

@@ -95,6 +95,9 @@ func TestDecide(t *testing.T) {
 			if d.Open != tt.open || !strings.Contains(d.Reason, tt.reason) {
 				t.Fatalf("Decide = open %v %q; want open %v with %q", d.Open, d.Reason, tt.open, tt.reason)
 			}
+			if want := strings.Contains(tt.reason, "must demote first"); d.PeerPrimary != want {
+				t.Fatalf("PeerPrimary = %v, want %v", d.PeerPrimary, want)
+			}
 		})
 	}
 }

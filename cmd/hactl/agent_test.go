@@ -221,7 +221,8 @@ func TestAgentLifecycle(t *testing.T) {
 	// The agent's empty namespace has no eth0, so VI_1 cannot start there:
 	// status says so rather than pretending.
 	for _, want := range []string{"Cluster shop, node alpha", "alpha (this node)", "VI_1", "192.0.2.100/24", "alpha=100,bravo=90",
-		"failed", "eth0", "volume:data → filesystem:/srv/data → service:postgresql → vip:VI_1"} {
+		"failed", "eth0", "volume:data stopped → filesystem:/srv/data stopped → service:postgresql stopped → vip:VI_1 stopped",
+		"db: promotion gate closed: the local disk is Diskless"} {
 		if code != exitOK || !strings.Contains(stdout, want) {
 			t.Errorf("status table lacks %q:\n%s", want, stdout)
 		}
@@ -233,7 +234,7 @@ func TestAgentLifecycle(t *testing.T) {
 		t.Errorf("failover nosuch: exit %d, %q", code, stderr)
 	}
 	code, _, stderr = runCapture("failover", "--socket", socket, "db", "--to", "bravo")
-	if code != exitFailure || !strings.Contains(stderr, "does not run the orchestrator yet") {
+	if code != exitFailure || !strings.Contains(stderr, "group db does not run on this node (alpha)") {
 		t.Errorf("failover db: exit %d, %q", code, stderr)
 	}
 

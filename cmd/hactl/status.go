@@ -58,6 +58,7 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 	fmt.Fprintf(w, "Config  %s\n", st.ConfigFile)
 
 	var nodes [][]string
+	var nodeNotes []string
 	for _, n := range st.Nodes {
 		name := n.Name
 		if n.Self {
@@ -67,7 +68,14 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 		if n.Witness {
 			kind = "witness"
 		}
-		nodes = append(nodes, []string{name, n.Address, dash(n.ReplicationAddress), kind})
+		member := dash(n.Membership)
+		if n.LastHeardMS != nil && n.Membership != "self" {
+			member += fmt.Sprintf(" (heard %s ago)", (time.Duration(*n.LastHeardMS) * time.Millisecond).Round(time.Millisecond))
+		}
+		nodes = append(nodes, []string{name, n.Address, dash(n.ReplicationAddress), kind, member})
+		if ns := n.State; ns != nil {
+			nodeNotes = append(nodeNotes, nodeStateNotes(n.Name, *ns)...)
+		}
 	}
 	var vrrps [][]string
 	var vrrpNotes []string
@@ -102,8 +110,22 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 		}
 	}
 	var groups [][]string
+	var groupNotes []string
 	for _, gr := range st.Groups {
-		groups = append(groups, []string{gr.Name, gr.VRRP, dash(gr.Volume), strings.Join(gr.Resources, " → "), gr.State})
+		res := strings.Join(gr.Resources, " → ")
+		if len(gr.ResourceStates) > 0 {
+			var parts []string
+			for _, r := range gr.ResourceStates {
+				p := r.ID + " " + r.State
+				if r.Failures > 0 {
+					p += fmt.Sprintf(" (%d failures)", r.Failures)
+				}
+				parts = append(parts, p)
+			}
+			res = strings.Join(parts, " → ")
+		}
+		groups = append(groups, []string{gr.Name, gr.VRRP, dash(gr.Volume), res, gr.State})
+		groupNotes = append(groupNotes, groupDetails(gr, now)...)
 	}
 	sections := []struct {
 		title  string
@@ -111,10 +133,10 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 		rows   [][]string
 		notes  []string
 	}{
-		{"NODES", []string{"NAME", "ADDRESS", "REPLICATION", "KIND"}, nodes, nil},
+		{"NODES", []string{"NAME", "ADDRESS", "REPLICATION", "KIND", "CLUSTER NETWORK"}, nodes, nodeNotes},
 		{"VRRP", []string{"NAME", "INTERFACE", "VRID", "VERSION", "STATE", "PRIORITY", "MASTER", "INTERVAL", "VIPS"}, vrrps, vrrpNotes},
 		{"VOLUMES", []string{"NAME", "PROTOCOL", "DISK", "ROLE/PEER", "DATA/PEER", "CONNECTION", "OUT-OF-SYNC", "DEVICE"}, volumes, volumeNotes},
-		{"GROUPS", []string{"NAME", "VRRP", "VOLUME", "RESOURCES", "STATE"}, groups, nil},
+		{"GROUPS", []string{"NAME", "VRRP", "VOLUME", "RESOURCES", "STATE"}, groups, groupNotes},
 	}
 	for _, sec := range sections {
 		if err := writeTable(w, sec.title, sec.header, sec.rows); err != nil {
@@ -273,4 +295,67 @@ func bytesText(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// groupDetails are the notes under the groups table: the gate, holds,
+// blocks and the last few events.
+func groupDetails(gr api.GroupStatus, now time.Time) []string {
+	var out []string
+	if g := gr.Gate; g != nil {
+		word := "closed"
+		if g.Open {
+			word = "open"
+		}
+		out = append(out, fmt.Sprintf("%s: promotion gate %s: %s", gr.Name, word, g.Reason))
+	}
+	for _, n := range []struct{ what, text string }{
+		{"running", gr.Running}, {"held out of service", gr.Held}, {"preference", gr.Preference},
+		{"BLOCKED", gr.Blocked}, {"gave up this node", gr.GaveUp}, {"banned", gr.Banned},
+	} {
+		if n.text != "" {
+			out = append(out, fmt.Sprintf("%s: %s: %s", gr.Name, n.what, n.text))
+		}
+	}
+	events := gr.Events
+	if len(events) > 5 {
+		events = events[len(events)-5:]
+	}
+	for _, e := range events {
+		line := fmt.Sprintf("%s: %s ago %s", gr.Name, ago(now, e.At), e.What)
+		if e.Millis > 0 {
+			line += fmt.Sprintf(" (%d ms)", e.Millis)
+		}
+		if e.Result != "" {
+			line += ": " + e.Result
+		}
+		out = append(out, line)
+	}
+	return out
+}
+
+func ago(now, t time.Time) string {
+	d := now.Sub(t)
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
+
+// nodeStateNotes is what another node last published about itself.
+func nodeStateNotes(node string, ns api.NodeState) []string {
+	var out []string
+	add := func(what string, m map[string]string) {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			out = append(out, fmt.Sprintf("%s says: %s %s %s", node, what, k, m[k]))
+		}
+	}
+	add("vrrp", ns.VRRP)
+	add("volume", ns.Volumes)
+	add("group", ns.Groups)
+	return out
 }

@@ -60,11 +60,21 @@ type vrrpLab struct {
 // torn down when the test ends, whatever happens.
 func newLab(t *testing.T, opts lab.Options, tools ...string) *lab.Lab {
 	t.Helper()
+	return newLabGroup(t, opts, false, tools...)
+}
+
+// newLabGroup is newLab with the lab's resource group in the cluster file
+// when withGroup is set.
+func newLabGroup(t *testing.T, opts lab.Options, withGroup bool, tools ...string) *lab.Lab {
+	t.Helper()
 	requireLab(t, tools...)
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	opts.Name = "t" + hex.EncodeToString(b)
 	opts.StateRoot = t.TempDir()
+	// Tests of VRRP and volumes alone: no group, so no orchestrator acts.
+	// The group tests set it back with newGroupLab.
+	opts.NoGroup = !withGroup
 	if opts.DiskSize == 0 {
 		opts.DiskSize = 16 << 20
 	}

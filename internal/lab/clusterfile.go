@@ -60,6 +60,8 @@ volume {{q .Volume}} {
   attach   = "loop"
 }
 
+{{- if .Group}}
+
 group {{q .Group}} {
   vrrp   = {{q .VRRP}}
   volume = {{q .Volume}}
@@ -68,6 +70,7 @@ group {{q .Group}} {
     fstype     = "ext4"
   }
 }
+{{- end}}
 `))
 
 type clusterMember struct {
@@ -85,7 +88,10 @@ func ClusterFile(l *Lab) (string, error) {
 	}{
 		Name: l.Name, SecretFile: NodeSecretFile, NodeClusterFile: NodeClusterFile,
 		VRRP: VRRPInstance, VirtualIP: l.VirtualIP.String(), Volume: VolumeName,
-		Group: GroupName, Mountpoint: Mountpoint, VRID: VRID, Port: VolumePort,
+		Mountpoint: Mountpoint, VRID: VRID, Port: VolumePort,
+	}
+	if !l.NoGroup {
+		data.Group = GroupName
 	}
 	for _, n := range l.Nodes {
 		if n.Role == RoleClient {

@@ -73,6 +73,10 @@ type Options struct {
 	Witness   bool   // add a diskless witness node
 	DiskSize  int64  // bytes per data node disk; default 256 MiB
 	StateRoot string // absolute directory holding every lab's state; default /run/hactl-lab
+	// NoGroup leaves the resource group out of the cluster file, for tests
+	// of VRRP or replicated volumes alone (a group would let the
+	// orchestrator promote and mount on its own).
+	NoGroup bool
 }
 
 // Role says what a lab member is.
@@ -145,6 +149,7 @@ type Lab struct {
 	SecretFile  string       `json:"secret_file"`
 	DiskSize    int64        `json:"disk_size"`
 	VirtualIP   netip.Prefix `json:"virtual_ip"`
+	NoGroup     bool         `json:"no_group,omitempty"`
 }
 
 // Node returns the member with the given name.
@@ -286,6 +291,7 @@ func plan(opts Options) (*Lab, error) {
 		ClusterFile: filepath.Join(dir, "cluster.hcl"),
 		SecretFile:  filepath.Join(dir, "secret"),
 		DiskSize:    opts.DiskSize,
+		NoGroup:     opts.NoGroup,
 		VirtualIP:   VirtualIP,
 		Networks: []Network{
 			{Name: "service", Bridge: "br-svc", Prefix: serviceNet},
