@@ -30,6 +30,11 @@ for cmd in "${!need[@]}"; do
 		missing+=("${need[$cmd]}")
 	fi
 done
+# The lab's web service (scripts/lab-http.py, the demo and the group tests)
+# needs a python3 with http.server where the agents look for commands.
+if ! PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin python3 -c 'import http.server, http.client' >/dev/null 2>&1; then
+	missing+=(python3)
+fi
 # The replication benchmark serves a file with nbdkit's file plugin;
 # Debian's nbdkit package ships it, but say so if it went missing.
 check_nbdkit_file() {
