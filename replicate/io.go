@@ -38,6 +38,9 @@ type request struct {
 	refs     atomic.Int32 // local side + peer side
 	doneOnce sync.Once
 	done     chan struct{} // closed when the peer side is complete (or failed)
+	// acked: the peer got the write (its protocol's ack, or its epoch's
+	// barrier ack; sent, for protocol A), not failed by a teardown.
+	acked atomic.Bool
 }
 
 func (r *request) complete() { r.doneOnce.Do(func() { close(r.done) }) }
@@ -186,11 +189,22 @@ func (v *Volume) submit(op opKind, p []byte, off, length int64, fua bool) error 
 		}
 	}
 	lerr := v.local(op, p, off, length, fua)
+	alone := len(sent) < len(reqs)
 	for _, r := range sent {
 		<-r.done // resolved by an ack, or by the teardown of the link
+		if !r.acked.Load() {
+			alone = true
+		}
 	}
 	if lerr != nil {
 		return v.diskFailed(op.String(), lerr)
+	}
+	if alone {
+		// The peer lacks this write (it is in the bitmap): it completes
+		// only if this node may write alone.
+		if err := v.completeAlone(); err != nil {
+			return err
+		}
 	}
 	v.stats.mu.Lock()
 	v.stats.writes++
@@ -275,6 +289,7 @@ func (v *Volume) send(op opKind, r *request, p []byte, fua bool) bool {
 		return true
 	}
 	if proto == txlog.ProtocolA {
+		r.acked.Store(true)
 		r.complete()
 	}
 	return true
@@ -297,7 +312,7 @@ func (v *Volume) unref(r *request) {
 
 // peerDone resolves the peer side of the writes a barrier ack or a
 // teardown returned from the transfer log.
-func (v *Volume) peerDone(ws []txlog.Write) {
+func (v *Volume) peerDone(ws []txlog.Write, acked bool) {
 	for _, w := range ws {
 		v.reqMu.Lock()
 		r := v.reqs[w.ID]
@@ -305,6 +320,9 @@ func (v *Volume) peerDone(ws []txlog.Write) {
 		v.reqMu.Unlock()
 		if r == nil {
 			continue
+		}
+		if acked {
+			r.acked.Store(true)
 		}
 		r.complete()
 		v.unref(r)

@@ -349,7 +349,10 @@ func (v *Volume) install(pc *peerConn, peer wire.Hello) (wire.Reason, string, er
 		case 12:
 			s.GI = s.GI.UndoSyncStart()
 		}
+		// Connected again: an outdate of the peer is superseded by what
+		// this handshake decides.
 		s.Flags |= meta.FlagConnected
+		s.Flags &^= meta.FlagPeerOutdated
 		switch d.Kind {
 		case decide.NoSync:
 			if s.Flags.Has(meta.FlagConsistent) && !side(peer).Inconsistent {
@@ -391,6 +394,7 @@ func (v *Volume) install(pc *peerConn, peer wire.Hello) (wire.Reason, string, er
 	v.log.Info("connect-time decision", zap.String("event", "decision"), zap.String("decision", d.Kind.String()),
 		zap.Bool("full", d.Full), zap.Int("rule", d.Rule), zap.String("reason", d.Reason))
 	v.pc = pc
+	v.fenced, v.lostPeer = false, false
 	v.conn = pc.state
 	v.lastErr = ""
 	return 0, "", nil
@@ -455,15 +459,16 @@ func (v *Volume) teardown(pc *peerConn, cause error) {
 	}
 	was := pc.state
 	if v.role == Primary && v.disk == wire.DiskUpToDate && (was == Connected || was == SyncSource) && v.failed == nil {
-		if uuid, err := v.newUUID(); err == nil {
-			err = v.m.Update(func(s *meta.Superblock) error {
-				s.GI = s.GI.LosePeer(uuid, true)
-				s.Flags &^= meta.FlagConnected
-				return nil
-			})
-			if err != nil {
-				v.diskFailedLocked("metadata", err)
-			}
+		// The new generation starts with the first write that completes
+		// without the peer (fence.go), not here: a Primary that loses
+		// the link and writes nothing more (it lost quorum, or it is
+		// demoted) has not diverged, and must not look as if it had.
+		v.lostPeer = true
+		if err := v.m.Update(func(s *meta.Superblock) error {
+			s.Flags &^= meta.FlagConnected
+			return nil
+		}); err != nil {
+			v.diskFailedLocked("metadata", err)
 		}
 	}
 	if was == SyncTarget {
@@ -480,7 +485,7 @@ func (v *Volume) teardown(pc *peerConn, cause error) {
 	}
 	v.lastErr = msg
 	v.mu.Unlock()
-	v.peerDone(ws)
+	v.peerDone(ws, false)
 	close(pc.gone)
 	// Extents the Secondary held for the unfinished epoch, and for closed
 	// epochs the flusher never got to.
@@ -527,7 +532,7 @@ func (pc *peerConn) receiveMeta(pinger *wire.Pinger) {
 			var ws []txlog.Write
 			ws, err = v.tl.BarrierAck(m.Epoch, m.Writes)
 			if err == nil {
-				v.peerDone(ws)
+				v.peerDone(ws, true)
 				pc.setAcked(m.Epoch)
 			}
 		case *wire.VerifyAck:
@@ -571,6 +576,9 @@ func (pc *peerConn) ack(k txlog.AckKind, id, off uint64, length uint32) error {
 		r := v.reqs[id]
 		v.reqMu.Unlock()
 		if r != nil {
+			if k != txlog.AckNeg {
+				r.acked.Store(true)
+			}
 			r.complete()
 		}
 	}

@@ -102,6 +102,15 @@ type Config struct {
 	Secret  []byte
 	Policy  decide.Policies
 	Log     *zap.Logger
+	// Fence, when set, is asked before a Primary completes a write its
+	// peer did not get (the link is down): nil lets the write complete
+	// alone — the peer acknowledged being Outdated (see MarkPeerOutdated),
+	// or it is silent on every path and this node has quorum. It may block
+	// while the peer is being outdated (the write waits: DRBD's fencing
+	// with frozen I/O); an error fails the write, which then changed
+	// nothing the application was told of (no quorum). A nil answer holds
+	// until the link is up again. Without Fence, writes complete alone.
+	Fence func(ctx context.Context) error
 	// PingInterval and PingTimeout tune the liveness check on the link
 	// (DefaultPingInterval, DefaultPingTimeout when zero).
 	PingInterval, PingTimeout time.Duration
@@ -192,6 +201,15 @@ type Volume struct {
 	alMu      sync.Mutex    // one activity-log commit at a time
 	alFree    chan struct{} // closed (and replaced) at a release while alWaiting
 	alWaiting bool          // a write waits for room in the activity log (under reqMu)
+
+	// aloneMu serialises writes that complete without the peer
+	// (fence.go), so Fence runs once at a time; fenced and lostPeer are
+	// under mu.
+	aloneMu sync.Mutex
+	fenced  bool // Fence said yes since the link went down
+	// lostPeer: the link went down under this UpToDate Primary; the new
+	// data generation starts with the first write that completes alone.
+	lostPeer bool
 
 	runDone chan struct{}
 	stats   counters

@@ -156,11 +156,20 @@ func TestDisconnectedWritesResyncByBitmap(t *testing.T) {
 	genBefore := a.vol.m.Super().GI
 	b.stop()
 	waitFor(t, "alpha notices", func() bool { return a.status().Connection == string(Connecting) })
-	if meta.Same(a.vol.m.Super().GI.Current, genBefore.Current) {
-		t.Fatalf("Primary lost its peer but kept generation %v", genBefore)
+	// Losing the peer changes nothing by itself: a Primary that writes
+	// nothing more has not diverged. The first write alone starts the
+	// new generation, before it completes.
+	if gi := a.vol.m.Super().GI; gi != genBefore {
+		t.Fatalf("Primary lost its peer and changed generations %v → %v before writing", genBefore, gi)
 	}
 	r := rand.New(rand.NewPCG(3, 3))
-	written := 0
+	if _, err := a.vol.WriteAt(randBytes(r, 4096), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	if gi := a.vol.m.Super().GI; meta.Same(gi.Current, genBefore.Current) || !meta.Same(gi.Bitmap, genBefore.Current) {
+		t.Fatalf("first write alone: generations %v → %v, want a new current with the old one as bitmap", genBefore, gi)
+	}
+	written := 4096
 	for range 20 {
 		n := 4096 * (1 + r.IntN(16))
 		off := int64(r.IntN(int(a.vol.Size())-n)) &^ 4095

@@ -48,10 +48,11 @@ type Agent struct {
 	log     *zap.Logger
 	started time.Time
 
-	vrrp    *vrrpSet
-	vols    *volumeSet
-	groups  *groupSet
-	members *memberSet
+	vrrp     *vrrpSet
+	vols     *volumeSet
+	groups   *groupSet
+	members  *memberSet
+	outdates outdateRequests
 
 	mu   sync.RWMutex
 	conf *config.Cluster
@@ -135,6 +136,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer a.members.stop()
 	cleanupStaleMounts(conf, self, opts.Log.Named("group"))
 	a.vols = newVolumeSet(opts.Log.Named("volume"), self, opts.RuntimeDir)
+	a.vols.fence = a.fenceFor
 	a.vols.apply(conf)
 	defer a.vols.stopAll()
 	a.groups = newGroupSet(opts.Log.Named("group"), self, opts.Now, a.vrrp, a.vols)
@@ -175,7 +177,9 @@ func Run(ctx context.Context, opts Options) error {
 	for {
 		select {
 		case <-publish.C:
-			a.members.publish(a.Status())
+			st := a.Status()
+			a.members.publish(st, a.outdates.list())
+			a.answerOutdates()
 		case <-watchdog:
 			a.notify(opts.Notify.Watchdog)
 		case <-retry.C:

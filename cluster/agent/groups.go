@@ -219,7 +219,7 @@ func (run *groupRun) tick() {
 	now := s.now()
 	in := s.vrrp.instance(run.conf.VRRP)
 	rs := run.runner.Status()
-	d, notReady := run.decideGate(in, now)
+	d, notReady, quorum := run.decideGate(in, now)
 
 	run.mu.Lock()
 	run.gate = d
@@ -292,6 +292,11 @@ func (run *groupRun) tick() {
 		drain = "blocked: " + rs.Blocked
 	case gaveUp != "":
 		drain = "gave up this node: " + gaveUp
+	case quorum != "":
+		// Cut off from the majority: whoever has it may take the group,
+		// so stop it here (its writes already fail: fence.go) and stay
+		// out until the majority is back.
+		drain = quorum
 	}
 	hold := ""
 	switch {
@@ -353,8 +358,9 @@ const peerDemoteWait = 2 * time.Minute
 
 // decideGate gathers the gate's inputs: the volume, the paths to the
 // peer, quorum and the startup wait. notReady says why this node's data
-// could not serve now ("" when it could).
-func (run *groupRun) decideGate(in orchestrable, now time.Time) (d gate.Decision, notReady string) {
+// could not serve now ("" when it could), noQuorum why this node lacks
+// quorum ("" when it has it).
+func (run *groupRun) decideGate(in orchestrable, now time.Time) (d gate.Decision, notReady, noQuorum string) {
 	s := run.set
 	s.mu.Lock()
 	conf := s.conf
@@ -408,6 +414,10 @@ func (run *groupRun) decideGate(in orchestrable, now time.Time) (d gate.Decision
 				notReady = "volume " + g.Volume + " is " + st.Disk
 			case st.Connection == string(replicate.SyncTarget):
 				notReady = "volume " + g.Volume + " is a resync target"
+			case !gi.Connected:
+				// Only the peer can say whether this data is behind (a
+				// node back from a partition is): do not preempt it.
+				notReady = "volume " + g.Volume + " is not connected to " + peer
 			}
 		}
 	}
@@ -439,7 +449,10 @@ func (run *groupRun) decideGate(in orchestrable, now time.Time) (d gate.Decision
 	}
 	gi.PeerEverHeard = run.everHeard
 	run.mu.Unlock()
-	return gate.Decide(gi), notReady
+	if ok, why := gate.HasQuorum(gi.Quorum, gi.Voters, gi.Reachable); !ok {
+		noQuorum = "lost quorum: " + why
+	}
+	return gate.Decide(gi), notReady, noQuorum
 }
 
 // fill adds the live state of the groups to st.

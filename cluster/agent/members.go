@@ -119,14 +119,16 @@ func (s *memberSet) seen(node string) bool {
 }
 
 // publish hands this node's state to the membership.
-func (s *memberSet) publish(st api.Status) {
+func (s *memberSet) publish(st api.Status, outdate []string) {
 	s.mu.Lock()
 	m := s.m
 	s.mu.Unlock()
 	if m == nil {
 		return
 	}
-	b, err := json.Marshal(summarize(st))
+	ns := summarize(st)
+	ns.Outdate = outdate
+	b, err := json.Marshal(ns)
 	if err == nil {
 		err = m.SetState(b)
 	}

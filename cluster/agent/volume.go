@@ -65,6 +65,10 @@ type volumeSet struct {
 	node       string
 	runtimeDir string
 
+	// fence makes a volume's Config.Fence (fence.go); nil: writes
+	// complete alone without asking.
+	fence func(volume, peer string) func(context.Context) error
+
 	mu     sync.Mutex
 	runs   map[string]*volumeRun
 	want   map[string]volumeSpec
@@ -244,6 +248,9 @@ func (s *volumeSet) start(spec volumeSpec) (*volumeRun, error) {
 		ResyncMinRate:  int64(spec.Volume.Resync.MinRate),
 		ResyncMaxRate:  int64(spec.Volume.Resync.MaxRate),
 		ResyncChecksum: spec.Volume.Resync.Checksum,
+	}
+	if s.fence != nil {
+		cfg.Fence = s.fence(name, spec.Peer)
 	}
 	if spec.Dialer {
 		cfg.Connect = replicate.Dial(spec.Remote.String())
@@ -472,6 +479,7 @@ func (s *volumeSet) fill(st *api.Status) {
 		vs.Connection = rs.Connection
 		vs.OutOfSync = rs.OutOfSync
 		vs.Generations = rs.GI
+		vs.Flags = rs.Flags
 		vs.Socket = run.socket
 		vs.Problem = rs.LastError
 		if rs.Failed != "" {

@@ -48,6 +48,10 @@ type NodeState struct {
 	VRRP    map[string]string `json:"vrrp,omitempty"`    // instance → state
 	Volumes map[string]string `json:"volumes,omitempty"` // volume → role/disk/connection
 	Groups  map[string]string `json:"groups,omitempty"`  // group → state
+	// Outdate names the volumes whose peer this node, their Primary,
+	// asks to mark itself Outdated: the replication link is down and
+	// writes wait for the peer's answer (fencing).
+	Outdate []string `json:"outdate,omitempty"`
 }
 
 // VRRPStatus is one VRRP instance as this node runs it. The live fields
@@ -139,6 +143,8 @@ type VolumeStatus struct {
 	Resync     *ResyncStatus `json:"resync,omitempty"`
 	// Generations are the generation identifiers, current:bitmap:history.
 	Generations string `json:"generations,omitempty"`
+	// Flags are the metadata flags (consistent, peer-outdated, …).
+	Flags string `json:"flags,omitempty"`
 	// Device is the block device the volume is attached as while Primary;
 	// Socket is its NBD socket.
 	Device string `json:"device,omitempty"`

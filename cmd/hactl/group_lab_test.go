@@ -35,6 +35,13 @@ const groupWebPort = "8080"
 // run it.
 func newGroupLab(t *testing.T) *groupLab {
 	t.Helper()
+	return newGroupLabWith(t, false)
+}
+
+// newGroupLabWith is newGroupLab, with a witness node running its own
+// agent when witness is set.
+func newGroupLabWith(t *testing.T, witness bool) *groupLab {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping the group lab in -short mode")
 	}
@@ -43,7 +50,7 @@ func newGroupLab(t *testing.T) *groupLab {
 		t.Fatal(err)
 	}
 	g := &groupLab{script: script, pids: t.TempDir()}
-	g.volumeLab = &volumeLab{&vrrpLab{t: t, l: newLabGroup(t, lab.Options{Nodes: 2, DiskSize: 64 << 20}, true,
+	g.volumeLab = &volumeLab{&vrrpLab{t: t, l: newLabGroup(t, lab.Options{Nodes: 2, Witness: witness, DiskSize: 64 << 20}, true,
 		"losetup", "mkfs.ext4", "mount", "python3")}}
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		t.Skip("skipping: needs /dev/fuse for attach = \"loop\"")
@@ -65,6 +72,9 @@ func newGroupLab(t *testing.T) *groupLab {
 	}
 	for _, n := range []string{"alpha", "bravo"} {
 		g.agent(n)
+	}
+	if witness {
+		g.agent(lab.WitnessName)
 	}
 	for _, n := range []string{"alpha", "bravo"} {
 		g.waitVolume(n, "volume connected", connected)

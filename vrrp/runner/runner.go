@@ -93,6 +93,9 @@ type Instance struct {
 	hold string
 	// claimed: an orchestrated Master's group added the VIPs (Claim).
 	claimed bool
+	// yield lowers the effective priority to 1 for a reason (a failover's
+	// preference for another node): still a backup, never preferred.
+	yield string
 }
 
 // invalidLogEvery limits how often one reason for dropping adverts is
@@ -313,6 +316,10 @@ func (in *Instance) receive() {
 		}
 		in.mu.Lock()
 		in.status.AdvertsReceived++
+		if ad.Priority > 0 {
+			in.status.LastAdvertAt = in.now()
+			in.status.LastAdvertFrom = p.Src.String()
+		}
 		in.mu.Unlock()
 		select {
 		case in.adverts <- vrrp.AdvertReceived{From: p.Src, Priority: ad.Priority, Interval: ad.Interval}:
@@ -432,6 +439,9 @@ func (in *Instance) health(wasFault bool, wasPrio uint8) (bool, uint8) {
 	h := assess(in.base, in.cfg.TrackInterfaces, in.linkDown, checks)
 	if in.hold != "" {
 		h.faults = append(h.faults, "held: "+in.hold)
+	}
+	if in.yield != "" && h.prio > 1 {
+		h.prio, h.reason = 1, "yielding: "+in.yield
 	}
 	in.status.Fault = strings.Join(h.faults, "; ")
 	in.status.Held = in.hold
@@ -633,6 +643,24 @@ func (in *Instance) Hold(reason string) {
 	in.mu.Lock()
 	changed := in.hold != reason
 	in.hold = reason
+	in.mu.Unlock()
+	if !changed {
+		return
+	}
+	select {
+	case in.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Yield lowers the instance's effective priority to 1 for reason until
+// Yield(""): it stays a backup that takes over if every other router
+// goes, but never preempts. A graceful failover sets it on the old owner
+// while the preference for the new one lasts.
+func (in *Instance) Yield(reason string) {
+	in.mu.Lock()
+	changed := in.yield != reason
+	in.yield = reason
 	in.mu.Unlock()
 	if !changed {
 		return

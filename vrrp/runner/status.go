@@ -23,10 +23,15 @@ type Status struct {
 
 	AdvertsSent     uint64
 	AdvertsReceived uint64 // accepted
-	GARPsSent       uint64
-	OtherVRID       uint64            // adverts of other virtual routers on the segment
-	Invalid         map[string]uint64 // dropped adverts by reason
-	LastInvalid     *Invalid
+	// LastAdvertAt is when the last accepted advert with a priority
+	// (not a resignation) arrived, and LastAdvertFrom who sent it: another
+	// router alive on the service network.
+	LastAdvertAt   time.Time
+	LastAdvertFrom string
+	GARPsSent      uint64
+	OtherVRID      uint64            // adverts of other virtual routers on the segment
+	Invalid        map[string]uint64 // dropped adverts by reason
+	LastInvalid    *Invalid
 
 	Tracks []Track
 	Checks []check.Status
