@@ -53,6 +53,7 @@ type Agent struct {
 	groups   *groupSet
 	members  *memberSet
 	outdates outdateRequests
+	remote   remoteRequests
 
 	mu   sync.RWMutex
 	conf *config.Cluster
@@ -177,9 +178,12 @@ func Run(ctx context.Context, opts Options) error {
 	for {
 		select {
 		case <-publish.C:
-			st := a.Status()
-			a.members.publish(st, a.outdates.list())
+			ns := summarize(a.Status())
+			ns.Outdate = a.outdates.list()
+			a.remote.publish(&ns)
+			a.members.publish(ns)
 			a.answerOutdates()
+			a.answerRequests()
 		case <-watchdog:
 			a.notify(opts.Notify.Watchdog)
 		case <-retry.C:

@@ -119,15 +119,13 @@ func (s *memberSet) seen(node string) bool {
 }
 
 // publish hands this node's state to the membership.
-func (s *memberSet) publish(st api.Status, outdate []string) {
+func (s *memberSet) publish(ns api.NodeState) {
 	s.mu.Lock()
 	m := s.m
 	s.mu.Unlock()
 	if m == nil {
 		return
 	}
-	ns := summarize(st)
-	ns.Outdate = outdate
 	b, err := json.Marshal(ns)
 	if err == nil {
 		err = m.SetState(b)

@@ -61,7 +61,7 @@ func (a *Agent) Failover(ctx context.Context, req api.FailoverRequest) (api.Plan
 		}
 		run := a.groups.get(name)
 		if run == nil || !run.owned() {
-			return api.Plan{}, fmt.Errorf("group %s does not run on this node (%s); run hactl failover on the node that holds it (hactl status shows it)", name, self)
+			return a.failoverElsewhere(ctx, req, name, self)
 		}
 		why := "failover to " + to + " requested"
 		p, err := run.runner.Plan(resources.Deactivate{Reason: why})
@@ -173,7 +173,7 @@ func (a *Agent) Standby(ctx context.Context, req api.StandbyRequest) (api.Plan, 
 		return api.Plan{}, fmt.Errorf("no node %q in the cluster file", req.Node)
 	}
 	if req.Node != self {
-		return api.Plan{}, fmt.Errorf("node %s is not this node (%s): run hactl standby %s on %s", req.Node, self, req.Node, req.Node)
+		return a.standbyElsewhere(ctx, req)
 	}
 	var plan api.Plan
 	for _, name := range a.groups.names() {

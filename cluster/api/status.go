@@ -52,6 +52,20 @@ type NodeState struct {
 	// asks to mark itself Outdated: the replication link is down and
 	// writes wait for the peer's answer (fencing).
 	Outdate []string `json:"outdate,omitempty"`
+	// Requests are this node's requests to other nodes' agents (hactl
+	// standby NODE, hactl failover of a group another node holds); Done
+	// are "ID OUTCOME" of the requests this node carried out.
+	Requests []NodeRequest `json:"requests,omitempty"`
+	Done     []string      `json:"done,omitempty"`
+}
+
+// NodeRequest asks another node's agent to act.
+type NodeRequest struct {
+	ID    string `json:"id"`
+	Kind  string `json:"kind"` // standby, unstandby, failover
+	Node  string `json:"node"` // who is asked
+	Group string `json:"group,omitempty"`
+	To    string `json:"to,omitempty"`
 }
 
 // VRRPStatus is one VRRP instance as this node runs it. The live fields

@@ -234,7 +234,7 @@ func TestAgentLifecycle(t *testing.T) {
 		t.Errorf("failover nosuch: exit %d, %q", code, stderr)
 	}
 	code, _, stderr = runCapture("failover", "--socket", socket, "db", "--to", "bravo")
-	if code != exitFailure || !strings.Contains(stderr, "group db does not run on this node (alpha)") {
+	if code != exitFailure || !strings.Contains(stderr, "no node is heard running group db") {
 		t.Errorf("failover db: exit %d, %q", code, stderr)
 	}
 

@@ -333,8 +333,12 @@ func TestGroupGracefulFailover(t *testing.T) {
 		t.Fatalf("only %d of 10 writes acknowledged on bravo", len(more))
 	}
 
-	// And back.
-	g.hactl("bravo", "failover", lab.GroupName, "--wait")
+	// And back, asked from alpha: the request travels to bravo, which
+	// holds the group, over the cluster network.
+	out := g.hactl("alpha", "failover", lab.GroupName, "--wait")
+	if !strings.Contains(out, "ask bravo") {
+		t.Errorf("failover from alpha did not go through bravo:\n%s", out)
+	}
 	g.waitGroup("alpha", "started")
 	g.waitHolder(vip, "alpha")
 	g.checkAll(acked)
