@@ -617,10 +617,10 @@ func (pc *peerConn) receiveData() {
 		case *wire.ResyncData:
 			if pc.rs == nil || pc.rs.source {
 				err = fmt.Errorf("%w: resync data without being the sync target", wire.ErrUnexpected)
+				wire.Release(m)
 			} else {
-				err = pc.rs.onData(m)
+				err = pc.rs.onData(m) // releases m once written
 			}
-			wire.Release(m)
 		case *wire.ResyncHash:
 			if pc.rs == nil || pc.rs.source {
 				err = fmt.Errorf("%w: a resync hash without being the sync target", wire.ErrUnexpected)
@@ -662,6 +662,9 @@ func (pc *peerConn) apply(op opKind, id, off uint64, p []byte, length int64, fla
 	}
 	neg := func(st wire.Status) error {
 		return pc.link.Meta.Send(&wire.NegAck{BlockID: id, Offset: off, Length: uint32(length), Status: st})
+	}
+	if err := pc.resyncOrder(off, length); err != nil {
+		return err
 	}
 	if failed != nil {
 		return neg(wire.StatusNoDisk)

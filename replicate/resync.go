@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/hactl/hactl/replicate/meta"
+	"github.com/hactl/hactl/replicate/txlog"
 	"github.com/hactl/hactl/replicate/wire"
 )
 
@@ -41,13 +42,17 @@ type resync struct {
 	budget   int64 // bytes the pacer allows to send now (source)
 	limited  bool  // the budget applies (a rate is in force)
 
-	hashSem chan struct{} // target: checksum comparisons running at once
+	// Target: resync ranges received and not yet applied, in arrival
+	// order (see resync_target.go).
+	order txlog.InFlight
+	jobs  chan rsJob
 
 	// Target: ranges written by the resync whose bits are cleared only at
 	// the next checkpoint, after the data is synced: a bit cleared on disk
 	// must never stand for data that a crash can still lose.
 	clearMu sync.Mutex
 	toClear [][2]uint64 // first block, count
+	cpMu    sync.Mutex  // one checkpoint at a time
 
 	total, done atomic.Uint64 // bytes
 	startedAt   time.Time
@@ -55,7 +60,7 @@ type resync struct {
 
 func newResync(pc *peerConn, source, full bool) *resync {
 	return &resync{pc: pc, v: pc.v, source: source, full: full, bitmapDone: make(chan struct{}), walkDone: make(chan struct{}), winCh: make(chan struct{}),
-		hashSem: make(chan struct{}, resyncWorkers), startedAt: time.Now()}
+		jobs: make(chan rsJob, resyncQueue), startedAt: time.Now()}
 }
 
 // run is the resync's own goroutine: send our bitmap and, on the source,
@@ -75,7 +80,13 @@ func (rs *resync) run() {
 		return
 	}
 	if !rs.source {
+		wg := rs.startTarget()
 		rs.checkpointLoop()
+		wg.Wait()
+		if rs.pc.ctx.Err() != nil {
+			// Whatever reached the disk before the link went is kept.
+			_ = rs.checkpoint(rs.v.diskFailed)
+		}
 		return
 	}
 	select {
@@ -130,26 +141,30 @@ func (rs *resync) run() {
 	rs.finishSource()
 }
 
-// The source's walk pipelines the resync: resyncWorkers ranges are read
+// The source's walk pipelines the resync: sourceWorkers ranges are read
 // and sent at once (one read at a time left the walk waiting on the disk
-// and the target idle), and dirty runs at most resyncGapBlocks apart go
-// as one range — the clean blocks between them are equal on both sides,
-// so sending them is harmless, and scattered blocks no longer cost a
-// message each.
+// and the target idle), the next readAheadRanges ranges are already being
+// read ahead into the page cache, and dirty runs at most resyncGapBlocks
+// apart go as one range — the clean blocks between them are equal on
+// both sides, so sending them is harmless, and scattered blocks no longer
+// cost a message each. The target applies ranges on resyncWorkers
+// goroutines (resync_target.go).
 const (
 	resyncWorkers   = 4
+	sourceWorkers   = 8
+	readAheadRanges = 32
 	resyncGapBlocks = 8
 )
 
 // walk sends every dirty block once, in device order (ranges are handed
-// out in order; up to resyncWorkers are in progress at a time).
+// out in order; up to sourceWorkers are in progress at a time).
 func (rs *resync) walk() error {
 	ctx, cancel := context.WithCancel(rs.pc.ctx)
 	defer cancel()
-	ranges := make(chan [2]int64)
-	errc := make(chan error, resyncWorkers)
+	ranges := make(chan [2]int64, readAheadRanges)
+	errc := make(chan error, sourceWorkers)
 	var wg sync.WaitGroup
-	for range resyncWorkers {
+	for range sourceWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -181,6 +196,9 @@ func (rs *resync) produce(ctx context.Context, ranges chan<- [2]int64) error {
 	emit := func(s, e uint64) error {
 		for b := s; b < e; {
 			n := min(e-b, chunkBlocks)
+			// Before it waits for a free worker: the read-ahead runs
+			// while the workers read the ranges before it.
+			readAhead(rs.v.cfg.Disk, int64(b*meta.BlockSize), int64(n*meta.BlockSize))
 			select {
 			case ranges <- [2]int64{int64(b * meta.BlockSize), int64(n * meta.BlockSize)}:
 			case <-ctx.Done():
@@ -231,7 +249,9 @@ func (rs *resync) sendRange(ctx context.Context, off, length int64) error {
 		return err
 	}
 	defer release()
-	buf := make([]byte, length)
+	bp := getResyncBuf(int(length))
+	defer putResyncBuf(bp) // Send is done with it when it returns
+	buf := *bp
 	if _, err := v.cfg.Disk.ReadAt(buf, off); err != nil {
 		return v.diskFailed("resync read", err)
 	}
@@ -368,13 +388,11 @@ func (rs *resync) checkpointLoop() {
 	for {
 		select {
 		case <-rs.pc.ctx.Done():
-			// Whatever reached the disk before the link went is kept.
-			_ = rs.checkpoint()
-			return
+			return // run checkpoints once the workers are done
 		case <-rs.walkDone:
 			return
 		case <-t.C:
-			if err := rs.checkpoint(); err != nil {
+			if err := rs.checkpoint(rs.v.diskFailed); err != nil {
 				rs.pc.fail(err)
 				return
 			}
@@ -383,65 +401,33 @@ func (rs *resync) checkpointLoop() {
 }
 
 // checkpoint syncs the data the target has written, then clears their
-// bits and writes the bitmap.
-func (rs *resync) checkpoint() error {
+// bits and writes the bitmap. The workers go on writing meanwhile: the
+// ranges they finish during the sync wait for the next checkpoint.
+// failed is v.diskFailed, or v.diskFailedLocked for a caller holding v.mu.
+func (rs *resync) checkpoint(failed func(op string, err error) error) error {
 	v := rs.v
+	rs.cpMu.Lock()
+	defer rs.cpMu.Unlock()
 	rs.clearMu.Lock()
-	defer rs.clearMu.Unlock()
-	if len(rs.toClear) == 0 {
+	done := rs.toClear
+	rs.toClear = nil
+	rs.clearMu.Unlock()
+	if len(done) == 0 {
 		return nil
 	}
 	if err := v.cfg.Disk.Sync(); err != nil {
-		return v.diskFailed("sync", err)
+		rs.clearMu.Lock()
+		rs.toClear = append(rs.toClear, done...)
+		rs.clearMu.Unlock()
+		return failed("sync", err)
 	}
-	for _, r := range rs.toClear {
+	for _, r := range done {
 		v.m.Bitmap().Clear(r[0], r[1])
 	}
-	rs.toClear = rs.toClear[:0]
 	if err := v.m.Bitmap().Flush(); err != nil {
-		return v.diskFailed("bitmap", err)
+		return failed("bitmap", err)
 	}
 	return nil
-}
-
-// dispatchHash runs onHash beside the receiver, up to resyncWorkers at
-// once: reading and hashing the target's copy is the slow part, and the
-// order of the answers does not matter (a range written after its hash
-// arrived compares as different and is sent again, which is correct).
-func (rs *resync) dispatchHash(m *wire.ResyncHash) error {
-	select {
-	case rs.hashSem <- struct{}{}:
-	case <-rs.pc.ctx.Done():
-		return context.Cause(rs.pc.ctx)
-	}
-	go func() {
-		defer func() { <-rs.hashSem }()
-		if err := rs.onHash(m); err != nil {
-			rs.pc.fail(err)
-		}
-	}()
-	return nil
-}
-
-// onHash is the target's side of a checksum resync: a range whose own
-// copy hashes the same is in sync without a transfer; otherwise it asks
-// the source for the data.
-func (rs *resync) onHash(m *wire.ResyncHash) error {
-	v := rs.v
-	buf := make([]byte, m.Length)
-	if _, err := v.cfg.Disk.ReadAt(buf, int64(m.Offset)); err != nil {
-		_ = v.diskFailed("resync read", err)
-		return rs.pc.link.Meta.Send(&wire.ResyncAck{Offset: m.Offset, Length: m.Length, Status: wire.StatusIOError})
-	}
-	if sha256.Sum256(buf) != m.Hash {
-		return rs.pc.link.Data.Send(&wire.ResyncRequest{Offset: m.Offset, Length: m.Length})
-	}
-	first, n := meta.Blocks(int64(m.Offset), int64(m.Length))
-	rs.clearMu.Lock()
-	rs.toClear = append(rs.toClear, [2]uint64{first, n})
-	rs.clearMu.Unlock()
-	rs.done.Add(uint64(m.Length))
-	return rs.pc.link.Meta.Send(&wire.ResyncAck{Offset: m.Offset, Length: m.Length, Status: wire.StatusInSync})
 }
 
 // onRequest is the source's answer to a target whose hash differed.
@@ -452,26 +438,13 @@ func (rs *resync) onRequest(m *wire.ResyncRequest) error {
 		return err
 	}
 	defer release()
-	buf := make([]byte, m.Length)
+	bp := getResyncBuf(int(m.Length))
+	defer putResyncBuf(bp)
+	buf := *bp
 	if _, err := v.cfg.Disk.ReadAt(buf, int64(m.Offset)); err != nil {
 		return v.diskFailed("resync read", err)
 	}
 	return pc.link.Data.Send(&wire.ResyncData{Offset: m.Offset, Payload: buf})
-}
-
-// onData is the target's side of a ResyncData.
-func (rs *resync) onData(m *wire.ResyncData) error {
-	v := rs.v
-	if _, err := v.cfg.Disk.WriteAt(m.Payload, int64(m.Offset)); err != nil {
-		_ = v.diskFailed("resync write", err)
-		return rs.pc.link.Meta.Send(&wire.ResyncAck{Offset: m.Offset, Length: uint32(len(m.Payload)), Status: wire.StatusIOError})
-	}
-	first, n := meta.Blocks(int64(m.Offset), int64(len(m.Payload)))
-	rs.clearMu.Lock()
-	rs.toClear = append(rs.toClear, [2]uint64{first, n})
-	rs.clearMu.Unlock()
-	rs.done.Add(uint64(len(m.Payload)))
-	return rs.pc.link.Meta.Send(&wire.ResyncAck{Offset: m.Offset, Length: uint32(len(m.Payload)), Status: wire.StatusOK})
 }
 
 // sendBitmap sends our whole dirty bitmap in chunks.
@@ -599,7 +572,7 @@ func (rs *resync) onPeerState(m *wire.StateChange) (*wire.StateChange, error) {
 		pc.log.Info("resync started", zap.String("event", "resync-start"), zap.String("role", "SyncTarget"),
 			zap.Bool("full", rs.full), zap.Uint64("bytes", rs.total.Load()))
 	case rs.started && m.Gen.Bitmap == 0 && m.Disk == wire.DiskUpToDate:
-		if err := rs.checkpoint(); err != nil {
+		if err := rs.checkpoint(v.diskFailedLocked); err != nil {
 			return nil, err
 		}
 		if left := v.m.Bitmap().Count(); left != 0 {

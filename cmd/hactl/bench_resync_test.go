@@ -91,6 +91,25 @@ func TestResyncBenchmark(t *testing.T) {
 	for range reps {
 		b.rawRead = append(b.rawRead, b.diskFio("alpha", alpha.Disk, "read", "raw read"))
 	}
+	// The raw rate of the resync's write pattern: a quarter of a file of
+	// the data area's size, allocated, overwritten at random in 4 KiB or
+	// 64 KiB blocks, then fsynced — on a scratch file beside the backing
+	// files (the replicas must stay equal).
+	scratch := filepath.Join(filepath.Dir(bravo.Disk), "rsb-scratch")
+	scratchSize := (b.dataSize + 1<<20 - 1) &^ (1<<20 - 1) // fio writes whole blocks
+	b.fioRun("bravo", "allocate the scratch file", true, scratchSize, "--rw=write", "--bs=1M", fmt.Sprintf("--size=%d", scratchSize),
+		"--end_fsync=1", "--filename="+scratch)
+	b.rawRand = map[string][]rsbRate{}
+	for _, p := range rsbPatterns {
+		for rep := range reps {
+			b.rawRand[p.bs] = append(b.rawRand[p.bs], b.fioRun("bravo", "raw random write "+p.bs, true, b.dirty, "--rw=randwrite", "--bs="+p.bs,
+				fmt.Sprintf("--size=%d", b.dataSize), fmt.Sprintf("--io_size=%d", b.dirty), fmt.Sprintf("--randseed=%d", 2000+rep),
+				"--end_fsync=1", "--filename="+scratch))
+		}
+	}
+	if err := os.Remove(scratch); err != nil {
+		t.Fatal(err)
+	}
 	for range reps {
 		b.link = append(b.link, b.linkRate(1<<30))
 	}
@@ -159,6 +178,7 @@ type rsBench struct {
 	dirty        int64 // bytes fio writes to make a quarter dirty
 
 	rawRead, rawWrite, link, sha []rsbRate
+	rawRand                      map[string][]rsbRate // by block size
 	initial                      rsbRun
 	bitmap                       map[string][]rsbRun
 	checksum                     []rsbRun
@@ -490,11 +510,20 @@ type rsbFioGroup struct {
 func (b *rsBench) diskFio(node, path, rw, what string) rsbRate {
 	b.t.Helper()
 	b.dropCache()
-	argv := []string{"fio", "--name=raw", "--output-format=json", "--ioengine=psync", "--direct=0",
-		"--rw=" + rw, "--bs=1M", fmt.Sprintf("--size=%d", b.dirty), "--filename=" + path}
+	args := []string{"--rw=" + rw, "--bs=1M", fmt.Sprintf("--size=%d", b.dirty), "--filename=" + path}
 	if rw == "write" {
-		argv = append(argv, "--end_fsync=1")
+		args = append(args, "--end_fsync=1")
 	}
+	return b.fioRun(node, what, rw == "write", b.dirty, args...)
+}
+
+// fioRun runs one buffered psync fio job in a node and returns the rate
+// of what it read or wrote (a write job's time includes its end_fsync);
+// it fails unless the job moved at least want bytes. The caller drops
+// caches where it matters.
+func (b *rsBench) fioRun(node, what string, write bool, want int64, args ...string) rsbRate {
+	b.t.Helper()
+	argv := append([]string{"fio", "--name=raw", "--output-format=json", "--ioengine=psync", "--direct=0"}, args...)
 	stdout, stderr, err := b.exec(node, 5*time.Minute, argv...)
 	if err != nil {
 		b.t.Fatalf("%s: %s: %v\n%s%s", what, strings.Join(argv, " "), err, stderr, stdout)
@@ -504,15 +533,15 @@ func (b *rsBench) diskFio(node, path, rw, what string) rsbRate {
 		b.t.Fatalf("%s: fio's output (%v):\n%s\n%s", what, err, stdout, stderr)
 	}
 	g := res.Jobs[0].Read
-	if rw == "write" {
+	if write {
 		g = res.Jobs[0].Write
 	}
 	// fio rounds the size up to whole blocks.
-	if g.IOBytes < b.dirty || g.Runtime <= 0 {
-		b.t.Fatalf("%s: fio moved %d bytes in %d ms, want at least %d bytes", what, g.IOBytes, g.Runtime, b.dirty)
+	if g.IOBytes < want || g.Runtime <= 0 {
+		b.t.Fatalf("%s: fio moved %d bytes in %d ms, want at least %d bytes", what, g.IOBytes, g.Runtime, want)
 	}
 	r := rsbRate{bytes: g.IOBytes, secs: float64(g.Runtime) / 1000}
-	b.t.Logf("%s of %s in %s: %.1f MiB/s", what, path, node, r.mibps())
+	b.t.Logf("%s in %s (%s): %.1f MiB/s", what, node, strings.Join(args, " "), r.mibps())
 	return r
 }
 
@@ -686,7 +715,10 @@ func (b *rsBench) report() string {
 	s.WriteString("belong to the test process, made in the nodes' network namespaces), 1 GiB per run, until the last byte is\n")
 	fmt.Fprintf(&s, "read; *disk* — fio psync, 1 MiB buffered sequential I/O over the first %d MiB of a backing file, its\n", rd.bytes>>20)
 	s.WriteString("cache written back and dropped first: reads of alpha's file, and overwrites of bravo's ending with an fsync\n")
-	s.WriteString("(`--end_fsync=1`, in the time); the raw disk rate is the lower of the two. *SHA-256* — Go's crypto/sha256\n")
+	s.WriteString("(`--end_fsync=1`, in the time); the raw disk rate is the lower of the two. *Random overwrites* — fio psync,\n")
+	s.WriteString("4 KiB or 64 KiB buffered writes to a random quarter of an allocated scratch file of the data area's size\n")
+	s.WriteString("beside the backing files (each block once), ending with an fsync in the time: the target's write pattern\n")
+	s.WriteString("in a scattered resync, for comparison only (the goal is set against the sequential rate). *SHA-256* — Go's crypto/sha256\n")
 	s.WriteString("over 1 MiB buffers on one goroutine, for the checksum resync. Each row is the median run; the last column\n")
 	s.WriteString("is the range over the runs. *Ratio*: to the slower raw rate (link or disk) for the syncs, to the goal's\n")
 	s.WriteString("1 GiB/s for the checksum resync.\n\n")
@@ -703,6 +735,10 @@ func (b *rsBench) report() string {
 	rawRow("raw link: one TCP stream alpha → bravo", link, b.link, false)
 	rawRow("raw disk: sequential read of alpha's file", rd, b.rawRead, false)
 	rawRow("raw disk: sequential write + fsync of bravo's file", wr, b.rawWrite, false)
+	for _, p := range rsbPatterns {
+		rawRow(fmt.Sprintf("raw disk: random %s overwrites of 25 %% of a %d MiB file + fsync", strings.TrimSuffix(p.bs, "k")+" KiB", b.dataSize>>20),
+			rsbMedianRate(b.rawRand[p.bs]), b.rawRand[p.bs], false)
+	}
 	rawRow("raw SHA-256, one core", sha, b.sha, true)
 	runRow := func(what string, r rsbRun, all []rsbRun, gibs bool) {
 		rate, spread, ratio := fmt.Sprintf("%.0f MiB/s", r.mibps()), rsbSpread(all, mib)+" MiB/s", r.mibps()/slower
@@ -769,26 +805,37 @@ func (b *rsBench) report() string {
 	s.WriteString("\nWhat limits these figures here:\n\n")
 	if !allMet {
 		small, big := rsbMedianRun(b.bitmap[rsbPatterns[0].name]), rsbMedianRun(b.bitmap[rsbPatterns[1].name])
-		fmt.Fprintf(&s, "- The bitmap resync is bound neither by the link nor by the disk: it moves %.0f–%.0f MiB/s while one TCP\n", small.mibps(), big.mibps())
-		fmt.Fprintf(&s, "  stream carries %.0f MiB/s and the files read at %.0f and write at %.0f MiB/s, with the agents at %.0f %% and\n", link.mibps(), rd.mibps(), wr.mibps(), big.cpuA)
-		fmt.Fprintf(&s, "  %.0f %% of a core (64 KiB case; machine %.0f %% of %d00 %% busy). Every range passes one step at a time\n", big.cpuB, big.hostBusy, runtime.NumCPU())
-		s.WriteString("  through the source's walk (four ranges read and sent at a time, after the cache drop reads from the\n")
-		s.WriteString("  virtual disk) and the target's receiver, which writes each range and acks it, one at a time. A CPU\n")
-		s.WriteString("  profile of a 1 GiB full sync between two engines on files in this host's file system (ext2/ext3, no\n")
-		s.WriteString("  extents) has 85 % of its samples in pread and pwrite: reading holes and allocating blocks cost about\n")
-		s.WriteString("  1.4 ms per MiB each there. The per-range cost of that chain, not bandwidth, sets the rate")
-		if b.initial.mibps() < 0.5*slower {
-			fmt.Fprintf(&s, ": the initial full sync, 1 MiB ranges read from holes (no disk reads), reaches only %.0f MiB/s.\n", b.initial.mibps())
-		} else {
-			s.WriteString(".\n")
-		}
+		r4, r64 := rsbMedianRate(b.rawRand[rsbPatterns[0].bs]), rsbMedianRate(b.rawRand[rsbPatterns[1].bs])
+		fmt.Fprintf(&s, "- A scattered resync writes scattered ranges on the target, so the disk-bound ceiling is the disk's\n")
+		fmt.Fprintf(&s, "  random-write rate for that pattern, not its sequential rate: fio overwriting a random quarter of a\n")
+		fmt.Fprintf(&s, "  %d MiB file in 4 KiB / 64 KiB blocks, then fsync, does %.0f / %.0f MiB/s here (%.2f / %.2f of the sequential\n",
+			b.dataSize>>20, r4.mibps(), r64.mibps(), r4.mibps()/wr.mibps(), r64.mibps()/wr.mibps())
+		fmt.Fprintf(&s, "  write). The resyncs reach %.0f / %.0f MiB/s of out-of-sync data: %.2f / %.2f of those rates.\n",
+			small.mibps(), big.mibps(), small.mibps()/r4.mibps(), big.mibps()/r64.mibps())
 		// A random quarter of n units forms about n·p·(1−p) runs of
 		// 1/(1−p) units on average.
 		runs4k, runs64k := float64(b.dataSize/4096)*0.25*0.75, float64(b.dataSize/(64<<10))*0.25*0.75
-		fmt.Fprintf(&s, "  Scattered 4 KiB blocks form about %.0f runs of 1.33 blocks (5.3 KiB) on average; the source sends\n", runs4k)
-		fmt.Fprintf(&s, "  runs up to 32 KiB apart as one range (clean blocks between them included), so far fewer messages go\n")
-		fmt.Fprintf(&s, "  than runs, at the price of more bytes; 64 KiB extents form about %.0f runs of 85 KiB. Rates here\n", runs64k)
-		s.WriteString("  count the bytes that were out of sync, not the bytes sent.\n")
+		fmt.Fprintf(&s, "- Scattered 4 KiB blocks form about %.0f runs of 1.33 blocks (5.3 KiB) on average. The source sends\n", runs4k)
+		s.WriteString("  runs up to 32 KiB apart as one range, clean blocks between them included: far fewer and mostly\n")
+		fmt.Fprintf(&s, "  sequential writes on the target, at the price of more bytes (%.0f MiB sent for %.0f MiB out of sync).\n",
+			float64(small.linkBytes)/(1<<20), float64(small.bytes)/(1<<20))
+		fmt.Fprintf(&s, "  64 KiB extents form about %.0f runs of 85 KiB, each a range of its own. Rates count the bytes that\n", runs64k)
+		s.WriteString("  were out of sync, not the bytes sent.\n")
+		s.WriteString("- The pipeline: the source reads 8 ranges at a time (the caches are dropped, so from the virtual disk)\n")
+		s.WriteString("  with the next 32 read ahead (`posix_fadvise(WILLNEED)`) into reused buffers; the target receives on one\n")
+		s.WriteString("  goroutine and writes on 4, starting the writeback of each range as it writes it (`sync_file_range`),\n")
+		s.WriteString("  so that its checkpoints' and the last fdatasync find the data mostly on disk. A resync's time also\n")
+		s.WriteString("  holds the connect-time exchange of bitmaps and the end: the source's bitmap flush and metadata\n")
+		s.WriteString("  update (fsyncs, queued behind the target's writeback on the same disk), then the target's.\n")
+		if big.hostBusy >= 75*float64(runtime.NumCPU()) {
+			fmt.Fprintf(&s, "  In this run the machine was saturated (%.0f %% of %d00 %% busy in the 64 KiB case) while the agents got\n",
+				big.hostBusy, runtime.NumCPU())
+			fmt.Fprintf(&s, "  %.0f %% and %.0f %% of a core: other processes held the CPU, and every step of the pipeline waited for it.\n",
+				big.cpuA, big.cpuB)
+		} else {
+			fmt.Fprintf(&s, "  CPU is not the bound: the agents use %.0f %% and %.0f %% of a core in the 64 KiB case (machine %.0f %% of %d00 %%).\n",
+				big.cpuA, big.cpuB, big.hostBusy, runtime.NumCPU())
+		}
 	}
 	if csGiB < 1 {
 		// CPU-seconds the machine spent, and what hashing both copies at
@@ -796,18 +843,19 @@ func (b *rsBench) report() string {
 		spent := cs.hostBusy / 100 * cs.secs()
 		hashing := 2 * float64(cs.bytes) / (1 << 20) / sha.mibps()
 		fmt.Fprintf(&s, "- The checksum resync hashes every byte twice, on the source and on the target, and reads both copies.\n")
-		fmt.Fprintf(&s, "  Go's SHA-256 does %.2f GiB/s on one core here, so on %d shared cores 1 GiB/s needs both sides hashing\n", sha.mibps()/1024, runtime.NumCPU())
-		fmt.Fprintf(&s, "  at nearly full speed in parallel, with reading and messages almost free. Measured: %.2f GiB/s, the agents\n", csGiB)
+		fmt.Fprintf(&s, "  Go's SHA-256 does %.2f GiB/s on one core here, so with both nodes on %d shared cores 1 GiB/s needs about\n", sha.mibps()/1024, runtime.NumCPU())
+		fmt.Fprintf(&s, "  %.0f %% of the machine for hashing alone, before reading and messages. Measured: %.2f GiB/s, the agents\n",
+			100*2/(sha.mibps()/1024)/float64(runtime.NumCPU()), csGiB)
 		fmt.Fprintf(&s, "  at %.0f %% and %.0f %% of a core, the machine %.0f %% of %d00 %% busy", cs.cpuA, cs.cpuB, cs.hostBusy, runtime.NumCPU())
 		if cs.hostBusy >= 75*float64(runtime.NumCPU()) {
 			fmt.Fprintf(&s, " — bound by CPU: of the %.1f CPU-seconds spent,\n", spent)
 			fmt.Fprintf(&s, "  hashing both copies accounts for about %.1f; the rest went to reading both copies cold through the\n", hashing)
-			s.WriteString("  page cache from the virtual disk (one 1 MiB read at a time per side), a fresh 1 MiB buffer per range\n")
-			s.WriteString("  on each side, the per-MiB hash and ack messages with their goroutine hand-offs, and other work.\n")
+			s.WriteString("  page cache from the virtual disk (each side hashes up to 4–8 ranges in parallel into reused buffers,\n")
+			s.WriteString("  reading ahead), the per-MiB hash and ack messages, and other processes. On two machines each node\n")
+			s.WriteString("  would hash on cores of its own.\n")
 		} else {
-			s.WriteString(" — not bound by CPU: each side reads,\n")
-			s.WriteString("  hashes and sends (or answers) one 1 MiB range at a time on one goroutine, and that chain's latency\n")
-			s.WriteString("  sets the rate.\n")
+			s.WriteString(" — not bound by CPU: the reads of both\n")
+			s.WriteString("  copies from the virtual disk and the per-MiB round trips set the rate.\n")
 		}
 	}
 	return s.String()
