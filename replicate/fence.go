@@ -3,6 +3,7 @@ package replicate
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -98,4 +99,19 @@ func (v *Volume) MarkPeerOutdated() error {
 		return v.diskFailedLocked("metadata", err)
 	}
 	return nil
+}
+
+// ProbePeer asks the replication link for a sign of life within timeout,
+// sooner than the next regular ping: a link that does not answer is torn
+// down (and the volume counts as disconnected) at once. The orchestrator
+// calls it when the peer's VRRP adverts and membership heartbeats stopped
+// while the link still looks up — so the gate need not wait out the ping
+// interval. It never blocks.
+func (v *Volume) ProbePeer(timeout time.Duration) {
+	v.mu.RLock()
+	pc := v.pc
+	v.mu.RUnlock()
+	if pc != nil {
+		pc.pinger.Probe(timeout)
+	}
 }

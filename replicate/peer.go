@@ -24,6 +24,7 @@ type peerConn struct {
 
 	ctx    context.Context // ends when the link fails or the volume closes
 	cancel context.CancelCauseFunc
+	pinger *wire.Pinger
 
 	// Under v.mu: the peer's state as it last told us.
 	peerRole Role
@@ -246,6 +247,7 @@ func (v *Volume) serve(ctx context.Context, link *wire.Link) bool {
 		peerRole: roleOf(peer.Role), peerDisk: peer.Disk, peerGen: peer.Gen,
 		ackCh: make(chan struct{}), gone: make(chan struct{}),
 		flushq: make(chan barrierJob, 64), flushCh: make(chan struct{}),
+		pinger: wire.NewPinger(link.Meta, v.cfg.PingInterval, v.cfg.PingTimeout),
 	}
 	defer cancel(nil)
 
@@ -263,7 +265,7 @@ func (v *Volume) serve(ctx context.Context, link *wire.Link) bool {
 		wg.Add(1)
 		go func() { defer wg.Done(); f() }()
 	}
-	pinger := wire.NewPinger(link.Meta, v.cfg.PingInterval, v.cfg.PingTimeout)
+	pinger := pc.pinger
 	run(func() { pc.receiveMeta(pinger) })
 	run(func() { pc.receiveData() })
 	run(func() {

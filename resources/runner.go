@@ -117,13 +117,20 @@ func (r *Runner) set(want bool, reason string) {
 	r.mu.Lock()
 	changed := r.want != want
 	r.want, r.why = want, reason
-	if want {
-		r.gaveUp = ""
-	}
 	r.mu.Unlock()
 	if changed {
 		r.poke()
 	}
+}
+
+// Retry lets a group that gave this node up start here again when asked
+// (its ban expired); Activate alone does not, so a controller that still
+// sees its node elected cannot undo a give-up by accident.
+func (r *Runner) Retry() {
+	r.mu.Lock()
+	r.gaveUp = ""
+	r.mu.Unlock()
+	r.poke()
 }
 
 // Cleanup forgets the failures and lifts a block (hactl cleanup).

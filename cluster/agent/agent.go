@@ -142,6 +142,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer a.vols.stopAll()
 	a.groups = newGroupSet(opts.Log.Named("group"), self, opts.Now, a.vrrp, a.vols)
 	a.groups.seen = a.members.seen
+	a.groups.peerState = a.memberState
 	a.groups.apply(conf)
 	// Deferred last, so it runs first: groups stop (VIP, services,
 	// filesystem, volume) before the instances resign.

@@ -40,6 +40,9 @@ type groupSet struct {
 	vrrp    *vrrpSet
 	vols    *volumeSet
 	seen    peerSeen
+	// peerState is what a node last published over the membership (ok
+	// false when it is not heard). nil: no membership.
+	peerState func(node string) (api.NodeState, bool)
 
 	mu   sync.Mutex
 	conf *config.Cluster
@@ -76,6 +79,7 @@ type groupRun struct {
 	// this node's priority until it expires.
 	handedOver bool
 	everHeard  bool
+	lastProbe  time.Time
 }
 
 func newGroupSet(log *zap.Logger, self string, now func() time.Time, vr *vrrpSet, vols *volumeSet) *groupSet {
@@ -226,6 +230,7 @@ func (run *groupRun) tick() {
 	if run.gaveUp != "" && !run.gaveUntil.IsZero() && now.After(run.gaveUntil) {
 		run.log.Info("ban expired; the group may run here again", zap.String(logging.KeyEvent, "ban-expired"))
 		run.gaveUp = ""
+		run.runner.Retry()
 	}
 	if run.handoff != "" && now.After(run.handoffUntil) {
 		run.log.Info("failover preference expired", zap.String(logging.KeyEvent, "handoff-expired"), zap.String(logging.KeyReason, run.handoff))
@@ -307,7 +312,7 @@ func (run *groupRun) tick() {
 		}
 	case master && (rs.Phase != "stopped" || d.Open):
 		run.runner.Activate("vrrp Master; gate: " + d.Reason)
-	case master && d.PeerPrimary && now.Sub(vs.masterSince) < peerDemoteWait:
+	case master && d.PeerPrimary && now.Sub(vs.masterSince) < peerDemoteWait && !run.peerStillMaster(now, vs.masterSince):
 		// We won the election (preemption, or the peer resigned) and the
 		// peer is still demoting: it gives the volume up by itself.
 		run.runner.Deactivate("vrrp Master, waiting for the peer to demote: " + d.Reason)
@@ -347,9 +352,52 @@ func (run *groupRun) tick() {
 		}
 	}
 	if in != nil {
-		in.Hold(hold)
+		// Yield first: a release must not let a node that should yield
+		// preempt for a moment.
 		in.Yield(yield)
+		in.Hold(hold)
 	}
+}
+
+// peerStillMaster reports whether the group's peer still says it is
+// Master of the group's instance a while after this node became Master
+// too: adverts do not pass between them (multicast blocked), so the peer
+// will not demote for losing the election, and waiting for it is
+// pointless — the gate's closed answer holds this node instead.
+func (run *groupRun) peerStillMaster(now, masterSince time.Time) bool {
+	if run.set.peerState == nil || now.Sub(masterSince) < 1500*time.Millisecond {
+		return false
+	}
+	ns, ok := run.set.peerState(run.peer())
+	return ok && ns.VRRP[run.conf.VRRP] == vrrp.StateMaster.String()
+}
+
+// peer is the node the group's volume replicates to, or the other node
+// with a priority in its instance.
+func (run *groupRun) peer() string {
+	s := run.set
+	s.mu.Lock()
+	conf := s.conf
+	s.mu.Unlock()
+	if vol, ok := conf.Volume(run.conf.Volume); ok {
+		for n := range vol.Disk {
+			if n != s.self {
+				return n
+			}
+		}
+	}
+	v, _ := conf.VRRPInstance(run.conf.VRRP)
+	var others []string
+	for n := range v.Priority {
+		if n != s.self {
+			others = append(others, n)
+		}
+	}
+	sort.Strings(others)
+	if len(others) > 0 {
+		return others[0]
+	}
+	return ""
 }
 
 // peerDemoteWait bounds how long a new Master waits for a connected
@@ -440,6 +488,14 @@ func (run *groupRun) decideGate(in orchestrable, now time.Time) (d gate.Decision
 			gi.PeerHeardVia = append(gi.PeerHeardVia, "membership")
 		}
 	}
+	if in != nil && g.Volume != "" && len(gi.PeerHeardVia) == 1 && gi.PeerHeardVia[0] == "replication" {
+		// Elected (or held by the gate) while only the replication link
+		// still says the peer lives: ask the link now rather than wait
+		// for its next ping.
+		if st := in.Status().State; st == vrrp.StateMaster.String() || st == vrrp.StateFault.String() {
+			run.probe(g.Volume, now)
+		}
+	}
 	if peer != "" && gi.Reachable == 1 && len(gi.PeerHeardVia) > 0 {
 		gi.Reachable++ // heard on the replication link or VRRP only
 	}
@@ -453,6 +509,31 @@ func (run *groupRun) decideGate(in orchestrable, now time.Time) (d gate.Decision
 		noQuorum = "lost quorum: " + why
 	}
 	return gate.Decide(gi), notReady, noQuorum
+}
+
+// Probing the replication link: how long it has to answer, and how often.
+const (
+	probeTimeout = 250 * time.Millisecond
+	probeEvery   = 400 * time.Millisecond
+)
+
+func (run *groupRun) probe(volume string, now time.Time) {
+	run.mu.Lock()
+	due := now.Sub(run.lastProbe) >= probeEvery
+	if due {
+		run.lastProbe = now
+	}
+	run.mu.Unlock()
+	if !due {
+		return
+	}
+	s := run.set
+	s.vols.mu.Lock()
+	vr := s.vols.runs[volume]
+	s.vols.mu.Unlock()
+	if vr != nil {
+		vr.vol.ProbePeer(probeTimeout)
+	}
 }
 
 // fill adds the live state of the groups to st.

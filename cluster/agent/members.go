@@ -51,7 +51,11 @@ func (s *memberSet) apply(c *config.Cluster) {
 		return
 	}
 	secret = bytes.TrimSpace(secret)
-	cfg := membership.Config{Node: s.self, Bind: self.Address, Secret: secret, Witness: self.Witness, Log: s.log}
+	// Heartbeats every 100 ms, silent after 400 ms: the membership is one
+	// of the paths the gate needs silent before a takeover, so its
+	// silence should not be what a failover waits for.
+	cfg := membership.Config{Node: s.self, Bind: self.Address, Secret: secret, Witness: self.Witness, Log: s.log,
+		Heartbeat: 100 * time.Millisecond, SilentAfter: 400 * time.Millisecond}
 	for _, n := range c.Nodes {
 		if n.Name != s.self {
 			cfg.Peers = append(cfg.Peers, netip.AddrPortFrom(n.Address, membership.DefaultPort))

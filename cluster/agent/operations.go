@@ -113,7 +113,8 @@ func (run *groupRun) waitHandedOver(ctx context.Context) error {
 		run.mu.Unlock()
 		if in != nil && rs.Phase == "stopped" {
 			st := in.Status()
-			if st.LastAdvertAt.After(at) && st.State != vrrp.StateMaster.String() && run.set.now().Sub(st.LastAdvertAt) < time.Second {
+			if st.LastAdvertAt.After(at) && st.State != vrrp.StateMaster.String() && run.set.now().Sub(st.LastAdvertAt) < time.Second &&
+				run.servedElsewhere() {
 				return nil
 			}
 		}
@@ -127,6 +128,33 @@ func (run *groupRun) waitHandedOver(ctx context.Context) error {
 		}
 		t.Stop()
 	}
+}
+
+// servedElsewhere: another node publishes the group as started (true
+// without a membership to ask: the VRRP advert is then all there is).
+func (run *groupRun) servedElsewhere() bool {
+	s := run.set
+	if s.peerState == nil {
+		return true
+	}
+	s.mu.Lock()
+	conf := s.conf
+	s.mu.Unlock()
+	heard := false
+	for _, n := range conf.Nodes {
+		if n.Name == s.self {
+			continue
+		}
+		ns, ok := s.peerState(n.Name)
+		if !ok {
+			continue
+		}
+		heard = true
+		if strings.HasPrefix(ns.Groups[run.conf.Name], "started") {
+			return true
+		}
+	}
+	return !heard
 }
 
 // failoverTarget picks the node a group moves to: --to, or the other node

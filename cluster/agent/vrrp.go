@@ -102,7 +102,11 @@ func (s *vrrpSet) apply(c *config.Cluster) {
 // start runs one wanted instance; s.mu is held.
 func (s *vrrpSet) start(name string) {
 	w := s.want[name]
-	in, err := startInstance(runner.Options{Instance: w.VRRPInstance, Orchestrated: w.Orchestrated, Node: s.node, Log: s.log, Now: s.now})
+	opts := runner.Options{Instance: w.VRRPInstance, Orchestrated: w.Orchestrated, Node: s.node, Log: s.log, Now: s.now}
+	if w.Orchestrated {
+		opts.Hold = "starting: waiting for the group's first decision"
+	}
+	in, err := startInstance(opts)
 	if err != nil {
 		if s.failed[name] != err.Error() {
 			s.log.Error("vrrp instance cannot start; retrying", zap.String(logging.KeyEvent, "vrrp-start-failed"),

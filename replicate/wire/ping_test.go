@@ -91,3 +91,34 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestPingerProbe: with hour-long intervals and timeouts, a probe sends a
+// ping at once and a silent peer fails it by the probe's deadline; an
+// answering peer passes it.
+func TestPingerProbe(t *testing.T) {
+	a, b := pipeLink(t, testConfig("a"), testConfig("b"))
+	var answer atomic.Bool
+	answer.Store(true)
+	var acks, unused atomic.Int64
+	p := NewPinger(a.Meta, time.Hour, time.Hour)
+	go metaReader(a.Meta, p, &answer, &acks)
+	go metaReader(b.Meta, nil, &answer, &unused)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	waitFor(t, "the first ping's answer", func() bool { return acks.Load() >= 1 })
+	p.Probe(time.Hour)
+	waitFor(t, "the probe's answer", func() bool { return acks.Load() >= 2 })
+
+	answer.Store(false)
+	p.Probe(50 * time.Millisecond)
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrPingTimeout) {
+			t.Fatalf("Run = %v, want ErrPingTimeout", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("a probe of a silent peer did not fail the link (the regular timeout is an hour)")
+	}
+}

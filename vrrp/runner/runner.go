@@ -49,6 +49,10 @@ type Options struct {
 	// group calls as its last start step (DESIGN §3.2 step 5). Leaving
 	// Master still removes them at once.
 	Orchestrated bool
+	// Hold starts the instance held (see Hold): an orchestrated instance
+	// waits for its group's controller to say whether it may take over,
+	// so a restarted node cannot preempt before its gate is asked.
+	Hold string
 }
 
 // Instance is one running VRRP instance. Its methods are safe for
@@ -130,6 +134,7 @@ func Start(opts Options) (*Instance, error) {
 		lastLog:  map[vrrp.Reason]time.Time{},
 
 		orchestrated: opts.Orchestrated,
+		hold:         opts.Hold,
 	}
 	for _, p := range v.VirtualIPs {
 		in.addrs = append(in.addrs, p.Addr())
@@ -385,8 +390,9 @@ func (in *Instance) loop(ctx context.Context) {
 	defer close(in.done)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	// Faults known before Start (a hold) take effect at Start.
+	fault, prio := in.health(false, in.base)
 	in.step(vrrp.Start{})
-	fault, prio := false, in.base
 	for {
 		if d := in.machine.Deadline(); d.IsZero() {
 			timer.Stop()
