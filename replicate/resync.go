@@ -35,6 +35,10 @@ type resync struct {
 	walkDone   chan struct{} // closed when the resync finished here
 	started    bool          // target: the sync UUID is applied (under v.mu)
 	finished   bool          // under v.mu
+	// source: finishing is set (under v.mu) once the end was offered to
+	// the target; targetDone closes when the target confirms it.
+	finishing  bool
+	targetDone chan struct{}
 
 	winMu    sync.Mutex
 	inflight int64
@@ -59,7 +63,7 @@ type resync struct {
 }
 
 func newResync(pc *peerConn, source, full bool) *resync {
-	return &resync{pc: pc, v: pc.v, source: source, full: full, bitmapDone: make(chan struct{}), walkDone: make(chan struct{}), winCh: make(chan struct{}),
+	return &resync{pc: pc, v: pc.v, source: source, full: full, bitmapDone: make(chan struct{}), walkDone: make(chan struct{}), winCh: make(chan struct{}), targetDone: make(chan struct{}),
 		jobs: make(chan rsJob, resyncQueue), startedAt: time.Now()}
 }
 
@@ -516,11 +520,43 @@ func (rs *resync) onBitmap(m *wire.BitmapChunk) error {
 	return nil
 }
 
-// finishSource completes the resync on the source and tells the target.
+// finishTimeout bounds the wait for the target's confirmation of the end.
+const finishTimeout = 30 * time.Second
+
+// finishSource completes the resync: the target first, then the source.
+// The source offers the generations it will have once finished; the
+// target persists its end and answers; only then does the source persist
+// its own. A crash in between leaves the two cases the connect-time
+// decision resumes from without a full resync: the target not finished
+// (a resync with what is left), or the target finished and the source
+// not (equal current generations, the source's bitmap generation set:
+// the fix-up of rules 4/5 and an empty resync). The other order — the
+// source first — left a target whose current generation only the
+// source's history knew: a full resync (research §10 #9).
 func (rs *resync) finishSource() {
 	v, pc := rs.v, rs.pc
 	if err := v.m.Bitmap().Flush(); err != nil {
 		pc.fail(v.diskFailed("bitmap", err))
+		return
+	}
+	v.mu.Lock()
+	offer := v.stateChangeLocked(v.role)
+	offer.Gen = toWire(v.m.Super().GI.FinishSyncSource())
+	offer.Disk = wire.DiskUpToDate
+	rs.finishing = true
+	v.mu.Unlock()
+	if err := pc.link.Data.Send(offer); err != nil {
+		pc.fail(err)
+		return
+	}
+	t := time.NewTimer(finishTimeout)
+	defer t.Stop()
+	select {
+	case <-rs.targetDone:
+	case <-pc.ctx.Done():
+		return
+	case <-t.C:
+		pc.fail(fmt.Errorf("the sync target did not confirm the end of the resync within %v", finishTimeout))
 		return
 	}
 	v.mu.Lock()
@@ -536,7 +572,6 @@ func (rs *resync) finishSource() {
 		pc.state = Connected
 		v.conn = Connected
 	}
-	sc := v.stateChangeLocked(v.role)
 	v.mu.Unlock()
 	if err != nil {
 		pc.fail(v.diskFailed("metadata", err))
@@ -545,9 +580,6 @@ func (rs *resync) finishSource() {
 	pc.log.Info("resync finished", zap.String("event", "resync-done"), zap.String("role", "SyncSource"),
 		zap.Uint64("bytes", rs.done.Load()), zap.Uint64("out_of_sync_bytes", rs.total.Load()),
 		zap.Duration("took", time.Since(rs.startedAt)))
-	if err := pc.link.Data.Send(sc); err != nil {
-		pc.fail(err)
-	}
 }
 
 // onPeerState is the resync's part of a StateChange from the peer (under
@@ -555,7 +587,17 @@ func (rs *resync) finishSource() {
 // cleared bitmap UUID ends it. It returns our state to send back, if any.
 func (rs *resync) onPeerState(m *wire.StateChange) (*wire.StateChange, error) {
 	v, pc := rs.v, rs.pc
-	if rs.source || rs.finished {
+	if rs.source {
+		if rs.finishing && !rs.finished && m.Disk == wire.DiskUpToDate && m.Gen.Bitmap == 0 {
+			select {
+			case <-rs.targetDone:
+			default:
+				close(rs.targetDone)
+			}
+		}
+		return nil, nil
+	}
+	if rs.finished {
 		return nil, nil
 	}
 	switch {

@@ -895,15 +895,16 @@ func TestVolumeFaultSplitBrain(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Partition the replication network; alpha keeps writing in the first
+	// A total partition (both networks: with the cluster network up,
+	// alpha would outdate bravo instead); alpha keeps writing in the first
 	// half of the area, and notices the peer gone at the next ping.
-	if err := v.l.Isolate("bravo", "replication"); err != nil {
+	if err := vfPartition(v.l, "bravo"); err != nil {
 		t.Fatal(err)
 	}
 	rejoined := false
 	t.Cleanup(func() {
 		if !rejoined {
-			_ = v.l.Rejoin("bravo", "replication")
+			_ = vfRejoin(v.l, "bravo")
 		}
 	})
 	half := uint64(vfAreaBlocks / 2)
@@ -921,8 +922,9 @@ func TestVolumeFaultSplitBrain(t *testing.T) {
 	}
 	t.Logf("alpha's writes stalled for up to %v while the link was silent", time.Duration(wa.maxLat.Load()).Round(time.Millisecond))
 
-	// bravo's data is UpToDate and it is disconnected: it may be promoted
-	// (the orchestrator's gate would stop this; the operator did it).
+	// bravo's data is UpToDate and its peer is silent on every path: it
+	// may be promoted (in a two-node cluster the gate would allow it too:
+	// the split brain a total partition makes possible).
 	ledB := led.clone()
 	devB := v.vfPrimary("bravo", false)
 	wb := startVFWriter(t, devB, ledB, 3, vfWriterOpts{Workers: 4, First: half, Blocks: vfAreaBlocks - half, Pause: time.Millisecond})
@@ -936,7 +938,7 @@ func TestVolumeFaultSplitBrain(t *testing.T) {
 	vfVerify(t, ledA, "alpha's device before the rejoin", devA, true)
 	vfVerify(t, ledB, "bravo's device before the rejoin", devB, true)
 
-	if err := v.l.Rejoin("bravo", "replication"); err != nil {
+	if err := vfRejoin(v.l, "bravo"); err != nil {
 		t.Fatal(err)
 	}
 	rejoined = true
@@ -1316,4 +1318,24 @@ func TestVolumeFaultLedgerCatchesBadReplicas(t *testing.T) {
 	if bad := other.check(img); len(bad) == 0 || !strings.Contains(strings.Join(bad, "\n"), "block 11 holds seq") {
 		t.Errorf("a clone accepted a write it never saw: %v", bad)
 	}
+}
+
+// vfPartition cuts node off both networks silently (a total partition:
+// replication link, membership and VRRP alike); vfRejoin undoes it.
+func vfPartition(l *lab.Lab, node string) error {
+	for _, n := range []string{"replication", "service"} {
+		if err := l.Isolate(node, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func vfRejoin(l *lab.Lab, node string) error {
+	for _, n := range []string{"replication", "service"} {
+		if err := l.Rejoin(node, n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
