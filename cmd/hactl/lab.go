@@ -66,7 +66,7 @@ mount namespace per node and a generated cluster file. Nothing touches the
 host's own network. Needs root.`,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usageErrorf("unknown lab command %q (want up, exec, status, isolate, rejoin or down)", args[0])
+				return usageErrorf("unknown lab command %q (want up, exec, status, isolate, rejoin, cable or down)", args[0])
 			}
 			return nil
 		},
@@ -76,7 +76,7 @@ host's own network. Needs root.`,
 	pf.StringVar(&o.name, "name", lab.DefaultName, "lab name: up to 8 characters of a-z, 0-9 and '-'")
 	pf.StringVar(&o.stateRoot, "state-root", lab.DefaultStateRoot, "directory holding the state of every lab")
 	cmd.AddCommand(newLabUpCmd(o), newLabExecCmd(o), newLabStatusCmd(o), newLabDownCmd(o),
-		newLabFaultCmd(o, true), newLabFaultCmd(o, false))
+		newLabFaultCmd(o, true), newLabFaultCmd(o, false), newLabCableCmd(o))
 	return cmd
 }
 
@@ -416,4 +416,49 @@ func newLabFaultCmd(o *labFlags, cut bool) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&network, "network", "service", "which network: service (eth0) or replication (eth1)")
 	return cmd
+}
+
+// newLabCableCmd is "lab cable NODE NETWORK up|down": pull or plug a node's
+// cable. Unlike isolate, the node's interface loses its carrier.
+func newLabCableCmd(o *labFlags) *cobra.Command {
+	return &cobra.Command{
+		Use:   "cable [--name N] NODE service|replication up|down",
+		Short: "Pull (down) or plug (up) a node's cable: its interface loses or regains its carrier",
+		Args:  exactArgs(3, "a NODE, a network (service or replication) and up or down"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.validate(); err != nil {
+				return err
+			}
+			node, network, state := args[0], args[1], args[2]
+			if network != "service" && network != "replication" {
+				return usageErrorf("lab cable: network %q: want service or replication", network)
+			}
+			if state != "up" && state != "down" {
+				return usageErrorf("lab cable: %q: want up or down", state)
+			}
+			if err := requireLabRoot(); err != nil {
+				return err
+			}
+			l, err := lab.Open(o.name, o.stateRoot)
+			if err != nil {
+				return labNotFound(err, o)
+			}
+			if _, ok := l.Node(node); !ok {
+				var names []string
+				for _, n := range l.Nodes {
+					names = append(names, n.Name)
+				}
+				return usageErrorf("lab %s has no node %q (nodes: %s)", l.Name, node, strings.Join(names, ", "))
+			}
+			if err := l.SetCable(node, network, state == "up"); err != nil {
+				return err
+			}
+			verb := "plugged into"
+			if state == "down" {
+				verb = "pulled from"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s's cable %s the %s network\n", node, verb, network)
+			return nil
+		},
+	}
 }
