@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # make bench: measures VIP failover for hactl and keepalived with the same
-# settings in one run, then the replicated volume's write throughput and
-# its resync rate, and writes BENCHMARKS.md. Needs root (it builds labs in
-# network namespaces).
+# settings in one run, then the replicated volume's write throughput, its
+# resync rate and the group's failover and switchover times, and writes
+# BENCHMARKS.md. Needs root (it builds labs in network namespaces).
 #
-# BENCH=failover|replication|resync|all (default all) runs one part only;
+# BENCH=failover|replication|resync|group|all (default all) runs one part only;
 # the other parts' sections of an existing BENCHMARKS.md are kept as they
 # are.
 set -euo pipefail
@@ -15,22 +15,24 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 BENCH=${BENCH:-all}
 case "$BENCH" in
-failover | replication | resync | all) ;;
+failover | replication | resync | group | all) ;;
 *)
-	echo "bench: BENCH=$BENCH: want failover, replication, resync or all" >&2
+	echo "bench: BENCH=$BENCH: want failover, replication, resync, group or all" >&2
 	exit 2
 	;;
 esac
 repl_heading="## Replicated volume throughput"
 resync_heading="## Resync"
+group_heading="## Group failover"
 # What the title says when a partial run keeps other sections' figures.
-later_dates="the replicated volume and resync sections keep the dates of their own runs."
+later_dates="the replicated volume, resync and group failover sections keep the dates of their own runs."
 table=$(mktemp)
 repl=$(mktemp)
 resync=$(mktemp)
+group=$(mktemp)
 old=$(mktemp)
 new=$(mktemp)
-trap 'rm -f "$table" "$repl" "$resync" "$old" "$new"' EXIT
+trap 'rm -f "$table" "$repl" "$resync" "$group" "$old" "$new"' EXIT
 if [ -f BENCHMARKS.md ]; then
 	cp BENCHMARKS.md "$old"
 fi
@@ -56,6 +58,14 @@ if [ "$BENCH" = all ] || [ "$BENCH" = resync ]; then
 		grep -E '^\s+bench_resync_test.go|^(---|ok|FAIL|PASS)' || true
 	if [ ! -s "$resync" ]; then
 		echo "bench: the resync benchmark wrote no figures" >&2
+		exit 1
+	fi
+fi
+if [ "$BENCH" = all ] || [ "$BENCH" = group ]; then
+	HACTL_BENCH_GROUP_OUT="$group" go test -count=1 -timeout 30m -run '^TestGroupFailoverBenchmark$' -v ./cmd/hactl/ |
+		grep -E '^\s+bench_group_test.go|^(---|ok|FAIL|PASS)' || true
+	if [ ! -s "$group" ]; then
+		echo "bench: the group failover benchmark wrote no figures" >&2
 		exit 1
 	fi
 fi
@@ -104,11 +114,20 @@ resync_part() {
 	cat "$resync"
 }
 
+# group_part writes the group failover section.
+group_part() {
+	echo "$group_heading"
+	echo
+	echo "Measured on $(date -u +%Y-%m-%d), Linux $(uname -r), $(nproc) cores."
+	echo
+	cat "$group"
+}
+
 # trim drops trailing blank lines.
 trim() { sed -e :a -e '/^\n*$/{$d;N;ba' -e '}'; }
-# old_head is the old BENCHMARKS.md above its replication and resync
-# sections: the title and the VIP failover section.
-old_head() { awk -v a="$repl_heading" -v b="$resync_heading" '$0 == a || $0 == b { exit } { print }' "$old" | trim; }
+# old_head is the old BENCHMARKS.md above its replication, resync and
+# group failover sections: the title and the VIP failover section.
+old_head() { awk -v a="$repl_heading" -v b="$resync_heading" -v c="$group_heading" '$0 == a || $0 == b || $0 == c { exit } { print }' "$old" | trim; }
 # old_section prints the old section with the given heading, up to the
 # next "## " heading or the end.
 old_section() { awk -v h="$1" '$0 == h { found = 1; print; next } found && /^## / { exit } found { print }' "$old" | trim; }
@@ -118,7 +137,8 @@ old_section() { awk -v h="$1" '$0 == h { found = 1; print; next } found && /^## 
 title_part() {
 	if [ -s "$old" ] && [ -n "$(old_head)" ]; then
 		old_head | sed -e "s/ — every figure below comes from that one run\.\$/; $later_dates/" \
-			-e "s/; the replicated volume section keeps the date of its own run\.\$/; $later_dates/"
+			-e "s/; the replicated volume section keeps the date of its own run\.\$/; $later_dates/" \
+			-e "s/; the replicated volume and resync sections keep the dates of their own runs\.\$/; $later_dates/"
 	else
 		echo "# Benchmarks"
 		echo
@@ -144,6 +164,8 @@ all)
 		replication_part
 		echo
 		resync_part
+		echo
+		group_part
 	} >"$new"
 	;;
 failover)
@@ -151,6 +173,7 @@ failover)
 		failover_part failover
 		kept "$repl_heading"
 		kept "$resync_heading"
+		kept "$group_heading"
 	} >"$new"
 	;;
 replication)
@@ -159,6 +182,7 @@ replication)
 		echo
 		replication_part
 		kept "$resync_heading"
+		kept "$group_heading"
 	} >"$new"
 	;;
 resync)
@@ -167,6 +191,16 @@ resync)
 		kept "$repl_heading"
 		echo
 		resync_part
+		kept "$group_heading"
+	} >"$new"
+	;;
+group)
+	{
+		title_part
+		kept "$repl_heading"
+		kept "$resync_heading"
+		echo
+		group_part
 	} >"$new"
 	;;
 esac
