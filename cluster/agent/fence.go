@@ -60,8 +60,13 @@ func (o *outdateRequests) list() []string {
 	return out
 }
 
-// fenceEvery is how often a waiting fence looks at the peer's answer.
-const fenceEvery = 100 * time.Millisecond
+// fenceEvery is how often a waiting fence looks at the peer's answer;
+// fencePrimaryWait how long a peer that says it is Primary may go on
+// saying so (while heard) before writes alone are refused.
+const (
+	fenceEvery       = 100 * time.Millisecond
+	fencePrimaryWait = 5 * time.Second
+)
 
 // fenceFor is the Fence of volume vol, whose peer is peer.
 func (a *Agent) fenceFor(vol, peer string) func(context.Context) error {
@@ -112,8 +117,14 @@ func (a *Agent) fenceFor(vol, peer string) func(context.Context) error {
 					zap.Duration("waited", a.opts.Now().Sub(start)), zap.String("peer_state", state))
 				return nil
 			case strings.HasPrefix(state, "Primary/"):
-				log.Error("writes refused: the peer is Primary too", zap.String(logging.KeyEvent, "fence"))
-				return fmt.Errorf("%s is Primary too", peer)
+				// Its last word, maybe: a peer that just died still looks
+				// alive (and Primary) until its heartbeats are missed.
+				// One that stays Primary while heard is a split brain in
+				// the making: refuse then.
+				if a.opts.Now().Sub(start) > fencePrimaryWait {
+					log.Error("writes refused: the peer is Primary too", zap.String(logging.KeyEvent, "fence"))
+					return fmt.Errorf("%s is Primary too", peer)
+				}
 			}
 			if !logged {
 				log.Warn("replication link down but the peer is alive: writes wait until it marks itself Outdated",
