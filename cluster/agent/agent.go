@@ -265,6 +265,7 @@ func (a *Agent) Status() api.Status {
 	a.vols.fill(&st)
 	a.groups.fill(&st)
 	a.members.fill(&st, a.opts.Now())
+	a.fillPaths(&st)
 	st.Version = a.opts.Version
 	st.StartedAt = a.started.UTC()
 	return st

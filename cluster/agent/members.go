@@ -204,3 +204,63 @@ func (s *memberSet) fill(st *api.Status, now time.Time) {
 		}
 	}
 }
+
+// fillPaths says, for every other node, how this node hears it on each
+// path: the membership, each volume's replication link, each VRRP
+// instance's adverts. The gate promotes only when all are silent.
+func (a *Agent) fillPaths(st *api.Status) {
+	conf, self := a.snapshot()
+	now := a.opts.Now()
+	byAddr := map[string]string{}
+	for _, n := range conf.Nodes {
+		byAddr[n.Address.String()] = n.Name
+		for _, v := range conf.VRRP {
+			if src, ok := v.UnicastSource[n.Name]; ok {
+				byAddr[src.String()] = n.Name
+			}
+		}
+	}
+	for i := range st.Nodes {
+		n := &st.Nodes[i]
+		if n.Name == self {
+			continue
+		}
+		paths := map[string]string{}
+		if n.Membership != "" {
+			p := n.Membership
+			if n.LastHeardMS != nil {
+				p += fmt.Sprintf(", heard %d ms ago", *n.LastHeardMS)
+			}
+			paths["membership"] = p
+		}
+		for _, v := range st.Volumes {
+			if v.Peer != n.Name {
+				continue
+			}
+			switch v.Connection {
+			case "Connected", "SyncSource", "SyncTarget":
+				paths["replication "+v.Name] = "up (" + v.Connection + ")"
+			default:
+				paths["replication "+v.Name] = "down (" + v.Connection + ")"
+			}
+		}
+		for _, v := range conf.VRRP {
+			in := a.vrrp.instance(v.Name)
+			if in == nil || v.Priority[n.Name] == 0 {
+				continue
+			}
+			rs := in.Status()
+			switch {
+			case byAddr[rs.LastAdvertFrom] == n.Name && now.Sub(rs.LastAdvertAt) < time.Second:
+				paths["vrrp "+v.Name] = fmt.Sprintf("advert %d ms ago", now.Sub(rs.LastAdvertAt).Milliseconds())
+			case rs.State == "master":
+				paths["vrrp "+v.Name] = "silent (this node is Master)"
+			default:
+				paths["vrrp "+v.Name] = "silent"
+			}
+		}
+		if len(paths) > 0 {
+			n.Paths = paths
+		}
+	}
+}

@@ -38,9 +38,12 @@ type NodeStatus struct {
 	Self               bool   `json:"self"`
 	// Membership is how the cluster network sees the node: alive, silent
 	// (no heartbeat lately), dead, left, unknown; "self" for this node.
-	Membership  string     `json:"membership,omitempty"`
-	LastHeardMS *int64     `json:"last_heard_ms,omitempty"`
-	State       *NodeState `json:"state,omitempty"` // what the node last published
+	Membership string `json:"membership,omitempty"`
+	// Paths is how this node hears the other one on each path:
+	// "membership", "replication" (per volume), "vrrp" (per instance).
+	Paths       map[string]string `json:"paths,omitempty"`
+	LastHeardMS *int64            `json:"last_heard_ms,omitempty"`
+	State       *NodeState        `json:"state,omitempty"` // what the node last published
 }
 
 // NodeState is what a node publishes about itself over the membership.

@@ -261,6 +261,16 @@ func TestGroupCrashFailover(t *testing.T) {
 	if v := st.Volumes[0]; v.Role != "Primary" || v.Device == "" {
 		t.Errorf("bravo's volume after the failover: %+v", v)
 	}
+	// Status says alpha is silent on every path.
+	for _, n := range st.Nodes {
+		if n.Name != "alpha" {
+			continue
+		}
+		if p := n.Paths; !strings.HasPrefix(p["replication data"], "down") || !strings.HasPrefix(p["vrrp VI_1"], "silent") ||
+			strings.HasPrefix(p["membership"], "alive") {
+			t.Errorf("bravo's view of alpha's paths after the crash: %v", p)
+		}
+	}
 	g.checkAll(acked)
 	more := g.writeSome("after", 10)
 	if len(more) != 10 {

@@ -73,6 +73,18 @@ func writeStatus(w io.Writer, st api.Status, now time.Time) error {
 			member += fmt.Sprintf(" (heard %s ago)", (time.Duration(*n.LastHeardMS) * time.Millisecond).Round(time.Millisecond))
 		}
 		nodes = append(nodes, []string{name, n.Address, dash(n.ReplicationAddress), kind, member})
+		if len(n.Paths) > 0 {
+			keys := make([]string, 0, len(n.Paths))
+			for k := range n.Paths {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			var parts []string
+			for _, k := range keys {
+				parts = append(parts, k+": "+n.Paths[k])
+			}
+			nodeNotes = append(nodeNotes, fmt.Sprintf("%s heard via %s", n.Name, strings.Join(parts, "; ")))
+		}
 		if ns := n.State; ns != nil {
 			nodeNotes = append(nodeNotes, nodeStateNotes(n.Name, *ns)...)
 		}
