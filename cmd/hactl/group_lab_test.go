@@ -39,8 +39,9 @@ func newGroupLab(t *testing.T) *groupLab {
 }
 
 // newGroupLabWith is newGroupLab, with a witness node running its own
-// agent when witness is set.
-func newGroupLabWith(t *testing.T, witness bool) *groupLab {
+// agent when witness is set, and edits applied to the cluster file (with
+// the web service) before the agents get it.
+func newGroupLabWith(t *testing.T, witness bool, edits ...func(string) string) *groupLab {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("skipping the group lab in -short mode")
@@ -63,6 +64,9 @@ func newGroupLabWith(t *testing.T, witness bool) *groupLab {
 		t.Fatal(err)
 	}
 	full = g.withWeb(full)
+	for _, e := range edits {
+		full = e(full)
+	}
 	setup := full[:strings.Index(full, "group ")]
 	if err := g.l.SetClusterFile(setup); err != nil {
 		t.Fatal(err)

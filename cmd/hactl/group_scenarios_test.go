@@ -28,57 +28,7 @@ import (
 // has the group (the setup steps run without the group, as there).
 func newScenarioLab(t *testing.T, edit func(string) string) *groupLab {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("skipping the group lab in -short mode")
-	}
-	script, err := filepath.Abs("../../scripts/lab-http.py")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &groupLab{script: script, pids: t.TempDir()}
-	g.volumeLab = &volumeLab{&vrrpLab{t: t, l: newLabGroup(t, lab.Options{Nodes: 2, DiskSize: 64 << 20}, true,
-		"losetup", "mkfs.ext4", "mount", "python3")}}
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("skipping: needs /dev/fuse for attach = \"loop\"")
-	}
-	if out, err := g.l.Command("client", "python3", "-c", "import http.server, http.client").CombinedOutput(); err != nil {
-		t.Skipf("skipping: python3 with http.server is needed for the lab's service: %v %s", err, out)
-	}
-	full, err := lab.ClusterFile(g.l)
-	if err != nil {
-		t.Fatal(err)
-	}
-	full = edit(g.withWeb(full))
-	setup := full[:strings.Index(full, "group ")]
-	if err := g.l.SetClusterFile(setup); err != nil {
-		t.Fatal(err)
-	}
-	for _, n := range []string{"alpha", "bravo"} {
-		g.hactl(n, "volume", "create-md", lab.VolumeName)
-	}
-	for _, n := range []string{"alpha", "bravo"} {
-		g.agent(n)
-	}
-	for _, n := range []string{"alpha", "bravo"} {
-		g.waitVolume(n, "volume connected", connected)
-	}
-	g.hactl("alpha", "volume", "primary", lab.VolumeName, "--force")
-	dev := g.waitVolume("alpha", "attached", func(vs api.VolumeStatus) bool { return vs.Device != "" }).Device
-	g.run("alpha", "mkfs.ext4", "-q", "-F", dev)
-	g.gWait("bravo", "initial sync done", time.Minute, func(st api.Status) bool {
-		vs := st.Volumes[0]
-		return connected(vs) && vs.DiskState == "UpToDate" && vs.OutOfSync == 0
-	})
-	g.hactl("alpha", "volume", "secondary", lab.VolumeName)
-	if err := g.l.SetClusterFile(full); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range g.procs {
-		_ = p.cmd.Process.Signal(syscall.SIGHUP)
-	}
-	g.waitGroup("alpha", "started")
-	g.waitHolder(vip, "alpha")
-	return g
+	return newGroupLabWith(t, false, edit)
 }
 
 // agentOf is the agent process the test started last in a node.
