@@ -181,19 +181,9 @@ status is passed through. Nodes: alpha, bravo, charlie, witness, client.`,
 			if len(argv) == 0 {
 				return usageErrorf("lab exec %s: missing command after --", node)
 			}
-			if err := requireLabRoot(); err != nil {
-				return err
-			}
-			l, err := lab.Open(o.name, o.stateRoot)
+			l, err := openLabNode(o, node)
 			if err != nil {
-				return labNotFound(err, o)
-			}
-			if _, ok := l.Node(node); !ok {
-				var names []string
-				for _, n := range l.Nodes {
-					names = append(names, n.Name)
-				}
-				return usageErrorf("lab %s has no node %q (nodes: %s)", l.Name, node, strings.Join(names, ", "))
+				return err
 			}
 			return runInNode(cmd, l, node, argv)
 		},
@@ -383,20 +373,10 @@ func newLabFaultCmd(o *labFlags, cut bool) *cobra.Command {
 			if network != "service" && network != "replication" {
 				return usageErrorf("--network %q: want service or replication", network)
 			}
-			if err := requireLabRoot(); err != nil {
-				return err
-			}
-			l, err := lab.Open(o.name, o.stateRoot)
-			if err != nil {
-				return labNotFound(err, o)
-			}
 			node := args[0]
-			if _, ok := l.Node(node); !ok {
-				var names []string
-				for _, n := range l.Nodes {
-					names = append(names, n.Name)
-				}
-				return usageErrorf("lab %s has no node %q (nodes: %s)", l.Name, node, strings.Join(names, ", "))
+			l, err := openLabNode(o, node)
+			if err != nil {
+				return err
 			}
 			if cut {
 				err = l.Isolate(node, network)
@@ -436,19 +416,9 @@ func newLabCableCmd(o *labFlags) *cobra.Command {
 			if state != "up" && state != "down" {
 				return usageErrorf("lab cable: %q: want up or down", state)
 			}
-			if err := requireLabRoot(); err != nil {
-				return err
-			}
-			l, err := lab.Open(o.name, o.stateRoot)
+			l, err := openLabNode(o, node)
 			if err != nil {
-				return labNotFound(err, o)
-			}
-			if _, ok := l.Node(node); !ok {
-				var names []string
-				for _, n := range l.Nodes {
-					names = append(names, n.Name)
-				}
-				return usageErrorf("lab %s has no node %q (nodes: %s)", l.Name, node, strings.Join(names, ", "))
+				return err
 			}
 			if err := l.SetCable(node, network, state == "up"); err != nil {
 				return err
@@ -461,4 +431,23 @@ func newLabCableCmd(o *labFlags) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// openLabNode opens the lab (as root) and checks that it has node.
+func openLabNode(o *labFlags, node string) (*lab.Lab, error) {
+	if err := requireLabRoot(); err != nil {
+		return nil, err
+	}
+	l, err := lab.Open(o.name, o.stateRoot)
+	if err != nil {
+		return nil, labNotFound(err, o)
+	}
+	if _, ok := l.Node(node); !ok {
+		var names []string
+		for _, n := range l.Nodes {
+			names = append(names, n.Name)
+		}
+		return nil, usageErrorf("lab %s has no node %q (nodes: %s)", l.Name, node, strings.Join(names, ", "))
+	}
+	return l, nil
 }
