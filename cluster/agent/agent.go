@@ -239,9 +239,12 @@ func (a *Agent) reload() {
 	a.mu.Lock()
 	a.conf = conf
 	a.mu.Unlock()
+	// Groups first: a removed group stops (and gives its VIPs back) before
+	// its instance runs on its own again; an instance that a group now
+	// takes keeps running, handed over in place.
+	a.groups.apply(conf)
 	a.vrrp.apply(conf)
 	a.vols.apply(conf)
-	a.groups.apply(conf)
 	a.members.apply(conf)
 	a.log.Info("configuration reloaded", zap.String(logging.KeyEvent, "reload"), zap.String("summary", conf.Summary()))
 }

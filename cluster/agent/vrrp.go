@@ -74,7 +74,17 @@ func (s *vrrpSet) apply(c *config.Cluster) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for name, old := range s.want {
-		if v, ok := next[name]; ok && reflect.DeepEqual(v, old) {
+		v, ok := next[name]
+		if ok && reflect.DeepEqual(v, old) {
+			continue
+		}
+		if in, running := s.running[name].(interface{ SetOrchestrated(bool) }); ok && running &&
+			reflect.DeepEqual(v.VRRPInstance, old.VRRPInstance) {
+			// Only a group came or went: no restart, no resignation.
+			in.SetOrchestrated(v.Orchestrated)
+			s.want[name] = v
+			s.log.Info("vrrp instance handed to a group or back", zap.String(logging.KeyInstance, name),
+				zap.Bool("orchestrated", v.Orchestrated))
 			continue
 		}
 		if in, ok := s.running[name]; ok {

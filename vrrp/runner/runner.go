@@ -534,7 +534,10 @@ func (in *Instance) do(a vrrp.Action, now time.Time) {
 	case vrrp.SendAdvert:
 		in.sendAdvert(a.Priority)
 	case vrrp.AddVIPs:
-		if in.orchestrated {
+		in.mu.Lock()
+		orchestrated := in.orchestrated
+		in.mu.Unlock()
+		if orchestrated {
 			return // the group adds them as its last step: Claim
 		}
 		for _, p := range in.cfg.VirtualIPs {
@@ -674,6 +677,26 @@ func (in *Instance) Yield(reason string) {
 	select {
 	case in.wake <- struct{}{}:
 	default:
+	}
+}
+
+// SetOrchestrated hands the VIPs to a group (or takes them back) without
+// restarting the instance: a reload that adds or removes the group must
+// not make a Master resign. A Master's addresses count as claimed; a
+// Master given back its addresses adds them (the group that held them
+// has stopped and removed them).
+func (in *Instance) SetOrchestrated(on bool) {
+	in.mu.Lock()
+	in.orchestrated = on
+	master := in.status.State == vrrp.StateMaster.String()
+	in.claimed = on && master
+	in.mu.Unlock()
+	if !on && master {
+		for _, p := range in.cfg.VirtualIPs {
+			if err := in.link.AddAddr(p); err != nil {
+				in.log.Error("adding a virtual IP", zap.String("vip", p.String()), zap.Error(err))
+			}
+		}
 	}
 }
 
