@@ -305,6 +305,14 @@ show "\$ sed -n '/^group/,\$p' /etc/hactl/cluster.hcl"
 sed -n '/^group/,$p' "$tmp/full.hcl"
 for n in alpha bravo witness; do signal_agent "$n" HUP; done
 t=$(now)
+# The VRRP master takes the group; without preemption that is whoever won
+# the first election, so move it to alpha if bravo did.
+some_owner() { check alpha 'g.get("state") == "started"' || check bravo 'g.get("state") == "started"'; }
+wait_for "a node runs group app" 90 some_owner
+if check bravo 'g.get("state") == "started"'; then
+	note "bravo won the first election: hactl failover moves the group to alpha"
+	on bravo "$hactl" failover app --wait
+fi
 wait_for "alpha runs group app" 90 check alpha 'g.get("state") == "started"'
 wait_for "the service answers at $vip" 60 answers
 first_start=$(secs "$t" "$(now)")
