@@ -268,8 +268,14 @@ func (rs *resync) sendRange(ctx context.Context, off, length int64) error {
 }
 
 func (rs *resync) acquire(n int64) error {
+	return rs.waitWindow(func() bool { return rs.inflight == 0 || rs.inflight+n <= rs.v.cfg.ResyncWindow }, n)
+}
+
+// waitWindow waits, with winMu released, until ok holds under winMu, then
+// counts n more bytes in flight.
+func (rs *resync) waitWindow(ok func() bool, n int64) error {
 	rs.winMu.Lock()
-	for rs.inflight > 0 && rs.inflight+n > rs.v.cfg.ResyncWindow {
+	for !ok() {
 		ch := rs.winCh
 		rs.winMu.Unlock()
 		select {
@@ -294,19 +300,7 @@ func (rs *resync) release(n int64) {
 
 // drain waits until every resync block sent is acknowledged.
 func (rs *resync) drain() error {
-	rs.winMu.Lock()
-	for rs.inflight > 0 {
-		ch := rs.winCh
-		rs.winMu.Unlock()
-		select {
-		case <-ch:
-		case <-rs.pc.ctx.Done():
-			return rs.pc.ctx.Err()
-		}
-		rs.winMu.Lock()
-	}
-	rs.winMu.Unlock()
-	return nil
+	return rs.waitWindow(func() bool { return rs.inflight == 0 }, 0)
 }
 
 // onAck is the source's side of a ResyncAck: the block is on the target,

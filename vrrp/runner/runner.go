@@ -380,10 +380,65 @@ func (in *Instance) checkChanged(u check.Update) {
 	in.mu.Unlock()
 	in.log.Info("health check changed", zap.String(logging.KeyEvent, "check"), zap.String("check", u.Check),
 		zap.Bool("failing", u.Failing), zap.Int("weight", u.Weight), zap.String(logging.KeyReason, u.Detail))
+	in.poke()
+}
+
+// poke wakes the loop to reassess health; wakes coalesce, it never blocks.
+func (in *Instance) poke() {
 	select {
 	case in.wake <- struct{}{}:
 	default:
 	}
+}
+
+// addVIPs puts the virtual IPs on the interface (the VMAC when configured);
+// each failure is logged and the first returned.
+func (in *Instance) addVIPs() error {
+	var first error
+	for _, p := range in.cfg.VirtualIPs {
+		if err := in.link.AddAddr(p); err != nil {
+			in.log.Error("adding a virtual IP", zap.String("vip", p.String()), zap.Error(err))
+			if first == nil {
+				first = fmt.Errorf("vrrp %s: adding %s: %w", in.cfg.Name, p, err)
+			}
+		}
+	}
+	return first
+}
+
+// removeVIPs takes the virtual IPs away, except those the interface owned
+// before (priority 255); each failure is logged and the first returned.
+func (in *Instance) removeVIPs() error {
+	var first error
+	for _, p := range in.cfg.VirtualIPs {
+		if in.owned[p.Addr()] {
+			continue
+		}
+		if err := in.link.DelAddr(p); err != nil {
+			in.log.Error("removing a virtual IP", zap.String("vip", p.String()), zap.Error(err))
+			if first == nil {
+				first = fmt.Errorf("vrrp %s: removing %s: %w", in.cfg.Name, p, err)
+			}
+		}
+	}
+	return first
+}
+
+// sendGARPs sends count gratuitous ARPs for every virtual IP.
+func (in *Instance) sendGARPs(count int) {
+	sent := 0
+	for range count {
+		for _, ip := range in.addrs {
+			if err := in.link.GARP(ip); err != nil {
+				in.log.Warn("sending gratuitous ARP", zap.String("vip", ip.String()), zap.Error(err))
+				continue
+			}
+			sent++
+		}
+	}
+	in.mu.Lock()
+	in.status.GARPsSent += uint64(sent)
+	in.mu.Unlock()
 }
 
 func (in *Instance) loop(ctx context.Context) {
@@ -540,23 +595,12 @@ func (in *Instance) do(a vrrp.Action, now time.Time) {
 		if orchestrated {
 			return // the group adds them as its last step: Claim
 		}
-		for _, p := range in.cfg.VirtualIPs {
-			if err := in.link.AddAddr(p); err != nil {
-				in.log.Error("adding a virtual IP", zap.String("vip", p.String()), zap.Error(err))
-			}
-		}
+		_ = in.addVIPs()
 	case vrrp.RemoveVIPs:
 		in.mu.Lock()
 		in.claimed = false
 		in.mu.Unlock()
-		for _, p := range in.cfg.VirtualIPs {
-			if in.owned[p.Addr()] {
-				continue
-			}
-			if err := in.link.DelAddr(p); err != nil {
-				in.log.Error("removing a virtual IP", zap.String("vip", p.String()), zap.Error(err))
-			}
-		}
+		_ = in.removeVIPs()
 	case vrrp.SendGARP:
 		in.mu.Lock()
 		unclaimed := in.orchestrated && !in.claimed
@@ -564,19 +608,7 @@ func (in *Instance) do(a vrrp.Action, now time.Time) {
 		if unclaimed {
 			return
 		}
-		sent := 0
-		for range a.Count {
-			for _, ip := range in.addrs {
-				if err := in.link.GARP(ip); err != nil {
-					in.log.Warn("sending gratuitous ARP", zap.String("vip", ip.String()), zap.Error(err))
-					continue
-				}
-				sent++
-			}
-		}
-		in.mu.Lock()
-		in.status.GARPsSent += uint64(sent)
-		in.mu.Unlock()
+		in.sendGARPs(a.Count)
 	case vrrp.Transition:
 		c := Change{Instance: in.cfg.Name, From: a.From, To: a.To, Reason: a.Reason, At: now}
 		in.log.Info("vrrp state change", zap.String(logging.KeyEvent, "transition"),
@@ -653,12 +685,8 @@ func (in *Instance) Hold(reason string) {
 	changed := in.hold != reason
 	in.hold = reason
 	in.mu.Unlock()
-	if !changed {
-		return
-	}
-	select {
-	case in.wake <- struct{}{}:
-	default:
+	if changed {
+		in.poke()
 	}
 }
 
@@ -671,12 +699,8 @@ func (in *Instance) Yield(reason string) {
 	changed := in.yield != reason
 	in.yield = reason
 	in.mu.Unlock()
-	if !changed {
-		return
-	}
-	select {
-	case in.wake <- struct{}{}:
-	default:
+	if changed {
+		in.poke()
 	}
 }
 
@@ -692,11 +716,7 @@ func (in *Instance) SetOrchestrated(on bool) {
 	in.claimed = on && master
 	in.mu.Unlock()
 	if !on && master {
-		for _, p := range in.cfg.VirtualIPs {
-			if err := in.link.AddAddr(p); err != nil {
-				in.log.Error("adding a virtual IP", zap.String("vip", p.String()), zap.Error(err))
-			}
-		}
+		_ = in.addVIPs()
 	}
 }
 
@@ -715,23 +735,11 @@ func (in *Instance) Claim() error {
 	}
 	in.claimed = true
 	in.mu.Unlock()
-	for _, p := range in.cfg.VirtualIPs {
-		if err := in.link.AddAddr(p); err != nil {
-			return fmt.Errorf("vrrp %s: adding %s: %w", in.cfg.Name, p, err)
-		}
+	if err := in.addVIPs(); err != nil {
+		return err
 	}
-	sent := 0
-	for range in.cfg.GARPCount {
-		for _, ip := range in.addrs {
-			if err := in.link.GARP(ip); err != nil {
-				in.log.Warn("sending gratuitous ARP", zap.String("vip", ip.String()), zap.Error(err))
-				continue
-			}
-			sent++
-		}
-	}
+	in.sendGARPs(in.cfg.GARPCount)
 	in.mu.Lock()
-	in.status.GARPsSent += uint64(sent)
 	lost := in.status.State != vrrp.StateMaster.String()
 	in.mu.Unlock()
 	if lost {
@@ -750,16 +758,7 @@ func (in *Instance) Unclaim() error {
 	in.mu.Lock()
 	in.claimed = false
 	in.mu.Unlock()
-	var first error
-	for _, p := range in.cfg.VirtualIPs {
-		if in.owned[p.Addr()] {
-			continue
-		}
-		if err := in.link.DelAddr(p); err != nil && first == nil {
-			first = fmt.Errorf("vrrp %s: removing %s: %w", in.cfg.Name, p, err)
-		}
-	}
-	return first
+	return in.removeVIPs()
 }
 
 // Claimed reports whether the VIPs are on the interface: always when
